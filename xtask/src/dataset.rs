@@ -103,7 +103,9 @@ fn parse_frames(s: &str) -> anyhow::Result<FramePick> {
         "bbox" => FramePick::BboxAnnotated,
         _ => match s.strip_prefix("evenly:").map(str::parse::<u32>) {
             Some(Ok(n)) if n > 0 => FramePick::Evenly(n),
-            _ => bail!("--frames: expected start, middle, end, bbox or evenly:N (N > 0), got {s:?}"),
+            _ => {
+                bail!("--frames: expected start, middle, end, bbox or evenly:N (N > 0), got {s:?}")
+            }
         },
     })
 }

@@ -58,8 +58,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     crate::register::register(&registry, NAME, &report.dataset_json, None)?;
 
     eprintln!("[4/4] validate: DATA_MIXTURE={NAME}");
-    let validation = crate::register::validate(&[registry.clone()], NAME, None)?;
+    let validation = crate::register::validate(std::slice::from_ref(&registry), NAME, None)?;
     println!("{}", serde_json::to_string_pretty(&validation)?);
-    eprintln!("demo done: dataset {}, registry {}", report.dataset_json.display(), registry.display());
+    eprintln!(
+        "demo done: dataset {}, registry {}",
+        report.dataset_json.display(),
+        registry.display()
+    );
     Ok(())
 }

@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Project automation for the WTS/NVILA LoRA workspace")]
+#[command(
+    name = "cargo xtask",
+    about = "Project automation for the WTS/NVILA LoRA workspace"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

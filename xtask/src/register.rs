@@ -36,18 +36,30 @@ pub struct ValidateArgs {
 }
 
 pub fn run_register(args: &RegisterArgs) -> anyhow::Result<()> {
-    register(&args.registry, &args.name, &args.data_path, args.media_dir.as_deref())?;
+    register(
+        &args.registry,
+        &args.name,
+        &args.data_path,
+        args.media_dir.as_deref(),
+    )?;
     println!("registered {} in {}", args.name, args.registry.display());
     Ok(())
 }
 
 /// Adds or replaces `name` in the registry at `registry_path`, with absolute paths (VILA joins
 /// `media_dir` with each record's relative media path).
-pub fn register(registry_path: &Path, name: &str, data_path: &Path, media_dir: Option<&Path>) -> anyhow::Result<()> {
+pub fn register(
+    registry_path: &Path,
+    name: &str,
+    data_path: &Path,
+    media_dir: Option<&Path>,
+) -> anyhow::Result<()> {
     let data_path = std::path::absolute(data_path)
         .with_context(|| format!("resolving {}", data_path.display()))?;
     let media_dir = match media_dir {
-        Some(dir) => std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?,
+        Some(dir) => {
+            std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?
+        }
         None => data_path
             .parent()
             .map(Path::to_path_buf)
@@ -70,7 +82,11 @@ pub fn run_validate(args: &ValidateArgs) -> anyhow::Result<()> {
 }
 
 /// Loads the registries, parses the mixture as VILA does and validates every dataset in it.
-pub fn validate(registries: &[PathBuf], mixture: &str, mixtures: Option<&Path>) -> anyhow::Result<registry::ValidationReport> {
+pub fn validate(
+    registries: &[PathBuf],
+    mixture: &str,
+    mixtures: Option<&Path>,
+) -> anyhow::Result<registry::ValidationReport> {
     let reg = Registry::load_many(registries)?;
     let mixtures = mixtures.map(Mixtures::load).transpose()?;
     let items = registry::parse_mixture(mixture, mixtures.as_ref())?;

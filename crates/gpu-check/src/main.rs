@@ -70,7 +70,9 @@ fn cuda_devices(n: usize) -> anyhow::Result<Vec<Device>> {
 
 #[cfg(not(feature = "cuda"))]
 fn cuda_devices(_n: usize) -> anyhow::Result<Vec<Device>> {
-    bail!("this binary was built without the `cuda` feature; rebuild with `--features cuda` or pass --cpu")
+    bail!(
+        "this binary was built without the `cuda` feature; rebuild with `--features cuda` or pass --cpu"
+    )
 }
 
 /// cudarc (0.19) looks for `libnccl.so` but never `libnccl.so.2`, and without NCCL cubecl
@@ -94,7 +96,9 @@ fn require_nccl() -> anyhow::Result<()> {
 /// Deterministic pseudo-random values in [-1, 1), rounded to bf16 so that the GPU (bf16 inputs)
 /// and CPU (f32 inputs) computations see the very same numbers.
 fn bf16_values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             state = state
@@ -145,16 +149,26 @@ fn check_matmul(device: &Device, args: &Args) -> anyhow::Result<()> {
     let a = bf16_values(n * n, 1);
     let b = bf16_values(n * n, 2);
     let cpu = Device::flex();
-    let expected = to_f32_vec(
-        matrix(a.clone(), n, n, &cpu, DType::F32).matmul(matrix(b.clone(), n, n, &cpu, DType::F32)),
-    )?;
-    let got = to_f32_vec(
-        matrix(a, n, n, device, DType::BF16).matmul(matrix(b, n, n, device, DType::BF16)),
-    )?;
+    let expected = to_f32_vec(matrix(a.clone(), n, n, &cpu, DType::F32).matmul(matrix(
+        b.clone(),
+        n,
+        n,
+        &cpu,
+        DType::F32,
+    )))?;
+    let got = to_f32_vec(matrix(a, n, n, device, DType::BF16).matmul(matrix(
+        b,
+        n,
+        n,
+        device,
+        DType::BF16,
+    )))?;
     let err = max_rel_err(&got, &expected);
     // bf16 output rounding alone is 2^-8 relative; sums of 512 products of O(1) values.
     let ok = err < 2e-2;
-    println!("{{\"check\":\"matmul_bf16_vs_cpu_f32\",\"n\":{n},\"max_rel_err\":{err:e},\"ok\":{ok}}}");
+    println!(
+        "{{\"check\":\"matmul_bf16_vs_cpu_f32\",\"n\":{n},\"max_rel_err\":{err:e},\"ok\":{ok}}}"
+    );
     ensure!(ok, "bf16 matmul differs from the CPU f32 reference: {err}");
 
     for &size in &args.sizes {
@@ -181,7 +195,13 @@ fn check_matmul(device: &Device, args: &Args) -> anyhow::Result<()> {
 }
 
 /// `loss = sum(tanh(x @ w))`, gradient with respect to `w`, on `device` (bf16) and on the CPU (f32).
-fn autodiff_grad(device: &Device, dtype: DType, x: &[f32], w: &[f32], n: usize) -> anyhow::Result<(f32, Vec<f32>)> {
+fn autodiff_grad(
+    device: &Device,
+    dtype: DType,
+    x: &[f32],
+    w: &[f32],
+    n: usize,
+) -> anyhow::Result<(f32, Vec<f32>)> {
     let ad = device.clone().autodiff();
     let xt = matrix(x.to_vec(), n, n, &ad, dtype);
     let wt = matrix(w.to_vec(), n, n, &ad, dtype).require_grad();
@@ -195,8 +215,14 @@ fn autodiff_grad(device: &Device, dtype: DType, x: &[f32], w: &[f32], n: usize) 
 fn check_autodiff(device: &Device) -> anyhow::Result<()> {
     let n = 256;
     // Scale inputs so tanh is not saturated and the gradient carries information.
-    let x: Vec<f32> = bf16_values(n * n, 5).iter().map(|v| round_to_bf16(v * 0.125)).collect();
-    let w: Vec<f32> = bf16_values(n * n, 6).iter().map(|v| round_to_bf16(v * 0.125)).collect();
+    let x: Vec<f32> = bf16_values(n * n, 5)
+        .iter()
+        .map(|v| round_to_bf16(v * 0.125))
+        .collect();
+    let w: Vec<f32> = bf16_values(n * n, 6)
+        .iter()
+        .map(|v| round_to_bf16(v * 0.125))
+        .collect();
     let start = Instant::now();
     let (loss, grad) = autodiff_grad(device, DType::BF16, &x, &w, n)?;
     let secs = start.elapsed().as_secs_f64();
@@ -207,12 +233,17 @@ fn check_autodiff(device: &Device) -> anyhow::Result<()> {
     println!(
         "{{\"check\":\"autodiff_bf16_vs_cpu_f32\",\"n\":{n},\"loss\":{loss},\"loss_ref\":{loss_ref},\"grad_max_rel_err\":{err:e},\"first_call_s\":{secs:.2},\"ok\":{ok}}}"
     );
-    ensure!(ok, "autodiff gradient differs from the CPU reference: {err}");
+    ensure!(
+        ok,
+        "autodiff gradient differs from the CPU reference: {err}"
+    );
     Ok(())
 }
 
 fn check_all_reduce(devices: &[Device]) -> anyhow::Result<()> {
-    use burn::tensor::distributed::{DistributedConfig, DistributedContext, ReduceOperation, all_reduce};
+    use burn::tensor::distributed::{
+        DistributedConfig, DistributedContext, ReduceOperation, all_reduce,
+    };
 
     let len = 1 << 24; // 16 Mi f32 = 64 MiB per GPU, large enough to time the link.
     let world = devices.len();
@@ -252,7 +283,10 @@ fn check_all_reduce(devices: &[Device]) -> anyhow::Result<()> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("all-reduce thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("all-reduce thread panicked")))
+            })
             .collect()
     });
     let expected = (world * (world + 1) / 2) as f32;
