@@ -1,0 +1,23 @@
+//! NVILA-Lite in burn: SigLIP vision tower + `mlp_downsample_*_fix` projector + Qwen2 LLM,
+//! loading the real HF checkpoint layout, with VILA's processor (tiling, chat template, label
+//! masking) and generation. Every numeric piece is checked against PyTorch `transformers` on tiny
+//! random checkpoints (`tests/`, fixtures beside their generators).
+//!
+//! Module map:
+//! - [`error`]: the crate's typed error.
+//! - [`weights`]: the only code that reads checkpoint files (memory-mapped safetensors, sharded
+//!   or not) and hands out tensors by HF key, reporting missing, unused and wrong-shape keys.
+//! - [`text`]: Qwen2 (`llm/`).
+//! - [`vision`]: SigLIP (`vision_tower/`).
+//! - [`projector`]: the multimodal projector (`mm_projector/`).
+//! - [`processor`]: images and text → model input (tiling, chat template, label masking).
+
+pub mod error;
+pub mod processor;
+pub mod projector;
+pub mod text;
+pub mod vision;
+pub mod weights;
+
+pub use error::ModelError;
+pub use weights::Weights;

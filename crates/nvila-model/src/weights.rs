@@ -1,0 +1,335 @@
+//! The only code that reads checkpoint files: memory-mapped safetensors, one file or HF shards
+//! (`model.safetensors.index.json`), handed out by HF key as burn tensors.
+//!
+//! Modelled on candle's `VarBuilder`: modules build themselves by walking the checkpoint tree
+//! with [`Weights::pp`] ("push prefix") and take tensors by the names the checkpoint uses, so
+//! module fields carry the checkpoint's names and no renaming table exists. Every key handed out
+//! is recorded; [`Weights::unused_keys`] / [`Weights::finish`] report what the model left over.
+//!
+//! Tensors keep the file's dtype (bf16 stays bf16) unless a dtype is asked for, and the files are
+//! memory-mapped, so host memory stays far below the checkpoint size: only the tensor being
+//! uploaded is copied.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
+use burn::module::Param;
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use memmap2::Mmap;
+use safetensors::tensor::{Dtype, TensorInfo};
+
+use crate::error::ModelError;
+
+/// Single-file checkpoint name (HF `save_pretrained`).
+pub const SINGLE_FILE: &str = "model.safetensors";
+/// Sharded checkpoint index (HF `save_pretrained` with `max_shard_size`).
+pub const INDEX_FILE: &str = "model.safetensors.index.json";
+
+struct Shard {
+    path: PathBuf,
+    map: Mmap,
+    /// Offset of the data section (8-byte length + JSON header).
+    data_start: usize,
+}
+
+struct Store {
+    dir: PathBuf,
+    shards: Vec<Shard>,
+    tensors: HashMap<String, (usize, TensorInfo)>,
+    used: Mutex<BTreeSet<String>>,
+}
+
+/// A view of a checkpoint folder under a key prefix, on a device, with an optional dtype.
+#[derive(Clone)]
+pub struct Weights {
+    store: Arc<Store>,
+    prefix: String,
+    device: Device,
+    dtype: Option<DType>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+    move |source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `model.safetensors.index.json`: `{"weight_map": {"key": "model-00001-of-00002.safetensors"}}`.
+fn shard_names(index: &Path) -> Result<Vec<String>, ModelError> {
+    let text = std::fs::read_to_string(index).map_err(io_err(index))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Json {
+        path: index.to_path_buf(),
+        message: format!("malformed JSON: {e}"),
+    })?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| ModelError::Json {
+            path: index.to_path_buf(),
+            message: "no \"weight_map\" object".into(),
+        })?;
+    let mut names = BTreeSet::new();
+    for (key, file) in map {
+        let file = file.as_str().ok_or_else(|| ModelError::Json {
+            path: index.to_path_buf(),
+            message: format!("weight_map[{key:?}] is not a file name"),
+        })?;
+        names.insert(file.to_string());
+    }
+    Ok(names.into_iter().collect())
+}
+
+fn open_shard(path: &Path) -> Result<Shard, ModelError> {
+    let file = std::fs::File::open(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ModelError::Missing {
+                path: path.to_path_buf(),
+                what: "safetensors shard".into(),
+            }
+        } else {
+            ModelError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })?;
+    // SAFETY: the checkpoint is opened read-only and must not be modified while the model
+    // loads (the same contract as HF `safe_open` / candle's mmaped loader). Mapping instead of
+    // reading is what keeps host memory far below the checkpoint size.
+    #[allow(unsafe_code)]
+    let map = unsafe { Mmap::map(&file) }.map_err(io_err(path))?;
+    let (header, _) =
+        safetensors::SafeTensors::read_metadata(&map).map_err(|e| ModelError::Safetensors {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    Ok(Shard {
+        path: path.to_path_buf(),
+        map,
+        data_start: 8 + header,
+    })
+}
+
+fn burn_dtype(dtype: Dtype) -> Option<DType> {
+    match dtype {
+        Dtype::BF16 => Some(DType::BF16),
+        Dtype::F16 => Some(DType::F16),
+        Dtype::F32 => Some(DType::F32),
+        Dtype::F64 => Some(DType::F64),
+        _ => None,
+    }
+}
+
+impl Weights {
+    /// Opens the checkpoint in `dir`: `model.safetensors.index.json` with its shards if present,
+    /// else `model.safetensors`. `dtype` converts every tensor on upload; `None` keeps the file's.
+    pub fn open(dir: &Path, device: &Device, dtype: Option<DType>) -> Result<Weights, ModelError> {
+        if !dir.is_dir() {
+            return Err(ModelError::Missing {
+                path: dir.to_path_buf(),
+                what: "checkpoint folder".into(),
+            });
+        }
+        let index = dir.join(INDEX_FILE);
+        let files: Vec<PathBuf> = if index.is_file() {
+            shard_names(&index)?.into_iter().map(|f| dir.join(f)).collect()
+        } else if dir.join(SINGLE_FILE).is_file() {
+            vec![dir.join(SINGLE_FILE)]
+        } else {
+            return Err(ModelError::Missing {
+                path: dir.join(SINGLE_FILE),
+                what: format!("neither {SINGLE_FILE} nor {INDEX_FILE} is present"),
+            });
+        };
+        Self::from_files(dir, &files, device, dtype)
+    }
+
+    /// Opens explicit safetensors files as one checkpoint rooted at `dir`.
+    pub fn from_files(
+        dir: &Path,
+        files: &[PathBuf],
+        device: &Device,
+        dtype: Option<DType>,
+    ) -> Result<Weights, ModelError> {
+        let mut shards = Vec::with_capacity(files.len());
+        let mut tensors = HashMap::new();
+        for (i, path) in files.iter().enumerate() {
+            let shard = open_shard(path)?;
+            let (_, meta) = safetensors::SafeTensors::read_metadata(&shard.map).map_err(|e| {
+                ModelError::Safetensors {
+                    path: path.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            for (name, info) in meta.tensors() {
+                tensors.insert(name, (i, info.clone()));
+            }
+            shards.push(shard);
+        }
+        Ok(Weights {
+            store: Arc::new(Store {
+                dir: dir.to_path_buf(),
+                shards,
+                tensors,
+                used: Mutex::new(BTreeSet::new()),
+            }),
+            prefix: String::new(),
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    /// The same checkpoint under `prefix.name`.
+    pub fn pp(&self, name: impl AsRef<str>) -> Weights {
+        let name = name.as_ref();
+        let prefix = if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        };
+        Weights {
+            prefix,
+            ..self.clone()
+        }
+    }
+
+    /// The same checkpoint, converting tensors to `dtype` (`None`: the file's dtype).
+    pub fn with_dtype(&self, dtype: Option<DType>) -> Weights {
+        Weights {
+            dtype,
+            ..self.clone()
+        }
+    }
+
+    /// The device tensors are uploaded to.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The checkpoint folder.
+    pub fn dir(&self) -> &Path {
+        &self.store.dir
+    }
+
+    fn key(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// Whether the checkpoint has `prefix.name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.store.tensors.contains_key(&self.key(name))
+    }
+
+    /// The file's shape of `prefix.name`, if present.
+    pub fn shape_of(&self, name: &str) -> Option<Vec<usize>> {
+        self.store
+            .tensors
+            .get(&self.key(name))
+            .map(|(_, info)| info.shape.clone())
+    }
+
+    /// Takes `prefix.name`, checking its shape, as a tensor on the device.
+    pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<D>, ModelError> {
+        let key = self.key(name);
+        let (shard_idx, info) = self.store.tensors.get(&key).ok_or_else(|| ModelError::MissingKeys {
+            path: self.store.dir.clone(),
+            keys: vec![key.clone()],
+        })?;
+        let shard = &self.store.shards[*shard_idx];
+        if info.shape.as_slice() != shape.as_slice() {
+            return Err(ModelError::BadTensor {
+                path: shard.path.clone(),
+                key,
+                message: format!("shape {:?}, expected {:?}", info.shape, shape),
+            });
+        }
+        let file_dtype = burn_dtype(info.dtype).ok_or_else(|| ModelError::BadTensor {
+            path: shard.path.clone(),
+            key: key.clone(),
+            message: format!("unsupported dtype {:?} (expected a float type)", info.dtype),
+        })?;
+        let (start, end) = info.data_offsets;
+        let bytes = shard
+            .map
+            .get(shard.data_start + start..shard.data_start + end)
+            .ok_or_else(|| ModelError::Safetensors {
+                path: shard.path.clone(),
+                message: format!("tensor {key} lies outside the file (truncated?)"),
+            })?;
+        let data = TensorData::from_bytes_vec(bytes.to_vec(), shape, file_dtype);
+        let dtype = self.dtype.unwrap_or(file_dtype);
+        let tensor = Tensor::<D>::from_data(data, (&self.device, file_dtype));
+        let tensor = if dtype == file_dtype { tensor } else { tensor.cast(dtype) };
+        if let Ok(mut used) = self.store.used.lock() {
+            used.insert(key);
+        }
+        Ok(tensor)
+    }
+
+    /// An HF `nn.Linear` at `prefix.name` (`weight [out, in]`, optional `bias [out]`), as burn's
+    /// [`Linear`], whose weight is `[in, out]`: the transpose is a view, not a copy.
+    pub fn linear(&self, name: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Linear, ModelError> {
+        let w = self.pp(name);
+        let weight = w.tensor::<2>("weight", [d_out, d_in])?.transpose();
+        let bias = if bias {
+            Some(Param::from_tensor(w.tensor::<1>("bias", [d_out])?))
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight: Param::from_tensor(weight),
+            bias,
+        })
+    }
+
+    /// An HF `nn.LayerNorm` at `prefix.name` (`weight`, `bias`).
+    pub fn layer_norm(&self, name: &str, d: usize, eps: f64) -> Result<LayerNorm, ModelError> {
+        let w = self.pp(name);
+        let mut norm = LayerNormConfig::new(d).with_epsilon(eps).init(&self.device);
+        norm.gamma = Param::from_tensor(w.tensor::<1>("weight", [d])?);
+        norm.beta = Some(Param::from_tensor(w.tensor::<1>("bias", [d])?));
+        Ok(norm)
+    }
+
+    /// An HF `nn.Embedding` at `prefix.name` (`weight [n, d]`).
+    pub fn embedding(&self, name: &str, n: usize, d: usize) -> Result<Embedding, ModelError> {
+        Ok(Embedding {
+            weight: Param::from_tensor(self.pp(name).tensor::<2>("weight", [n, d])?),
+        })
+    }
+
+    /// Checkpoint keys no module has taken so far, sorted.
+    pub fn unused_keys(&self) -> Vec<String> {
+        let used = self.store.used.lock().map(|u| u.clone()).unwrap_or_default();
+        let mut unused: Vec<String> = self
+            .store
+            .tensors
+            .keys()
+            .filter(|k| !used.contains(*k))
+            .cloned()
+            .collect();
+        unused.sort();
+        unused
+    }
+
+    /// Errors with every unused key (except those matching `allowed`), so naming drift between
+    /// the model and the checkpoint is caught at load time.
+    pub fn finish(&self, allowed: impl Fn(&str) -> bool) -> Result<(), ModelError> {
+        let unused: Vec<String> = self.unused_keys().into_iter().filter(|k| !allowed(k)).collect();
+        if unused.is_empty() {
+            Ok(())
+        } else {
+            Err(ModelError::UnusedKeys {
+                path: self.store.dir.clone(),
+                keys: unused,
+            })
+        }
+    }
+}
