@@ -5,6 +5,7 @@
 //!
 //! Module map:
 //! - [`error`]: the crate's typed error.
+//! - [`config`]: the checkpoint folder layout and the top-level `config.json`.
 //! - [`weights`]: the only code that reads checkpoint files (memory-mapped safetensors, sharded
 //!   or not) and hands out tensors by HF key, reporting missing, unused and wrong-shape keys.
 //! - [`text`]: Qwen2 (`llm/`).
@@ -12,6 +13,7 @@
 //! - [`projector`]: the multimodal projector (`mm_projector/`).
 //! - [`processor`]: images and text → model input (tiling, chat template, label masking).
 
+pub mod config;
 pub mod error;
 pub mod processor;
 pub mod projector;
@@ -19,5 +21,6 @@ pub mod text;
 pub mod vision;
 pub mod weights;
 
+pub use config::{CheckpointLayout, NvilaConfig};
 pub use error::ModelError;
 pub use weights::Weights;

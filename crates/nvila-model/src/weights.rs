@@ -333,3 +333,100 @@ impl Weights {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use safetensors::tensor::TensorView;
+
+    fn f32_bytes(values: &[f32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    fn write(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
+        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+            .iter()
+            .map(|(n, s, v)| (n.to_string(), f32_bytes(v), s.clone()))
+            .collect();
+        let views: Vec<(String, TensorView)> = bytes
+            .iter()
+            .map(|(n, b, s)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()))
+            .collect();
+        safetensors::serialize_to_file(views, None, path).unwrap();
+    }
+
+    #[test]
+    fn sharded_checkpoint_loads_by_key_and_reports_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join("a.safetensors"),
+            &[("m.lin.weight", vec![3, 2], vec![1., 2., 3., 4., 5., 6.])],
+        );
+        write(
+            &dir.path().join("b.safetensors"),
+            &[("m.lin.bias", vec![3], vec![0.5, 0.5, 0.5]), ("m.extra", vec![1], vec![9.])],
+        );
+        std::fs::write(
+            dir.path().join(INDEX_FILE),
+            r#"{"metadata": {}, "weight_map": {"m.lin.weight": "a.safetensors", "m.lin.bias": "b.safetensors", "m.extra": "b.safetensors"}}"#,
+        )
+        .unwrap();
+        let w = Weights::open(dir.path(), &Device::flex(), None).unwrap();
+        let lin = w.pp("m").linear("lin", 2, 3, true).unwrap();
+        // burn's Linear computes x W + b with W [in, out]: the HF [out, in] weight transposed.
+        let x = Tensor::<2>::from_data(TensorData::new(vec![1f32, 1.], [1, 2]), &Device::flex());
+        let y = lin.forward(x).into_data();
+        assert_eq!(y.as_slice::<f32>().unwrap(), &[3.5, 7.5, 11.5]);
+        assert_eq!(w.unused_keys(), vec!["m.extra".to_string()]);
+        let e = w.finish(|_| false).unwrap_err().to_string();
+        assert!(e.contains("unused tensors: m.extra"), "{e}");
+        assert!(w.finish(|k| k == "m.extra").is_ok());
+    }
+
+    #[test]
+    fn wrong_shape_missing_key_and_missing_shard_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join(SINGLE_FILE), &[("t", vec![2, 2], vec![0.; 4])]);
+        let w = Weights::open(dir.path(), &Device::flex(), None).unwrap();
+        let e = w.tensor::<2>("t", [2, 3]).unwrap_err().to_string();
+        assert!(e.contains("tensor t") && e.contains("[2, 2]") && e.contains("[2, 3]"), "{e}");
+        let e = w.pp("layers.0").tensor::<1>("bias", [2]).unwrap_err().to_string();
+        assert!(e.contains("missing tensors: layers.0.bias"), "{e}");
+
+        let sharded = tempfile::tempdir().unwrap();
+        std::fs::write(
+            sharded.path().join(INDEX_FILE),
+            r#"{"weight_map": {"t": "model-00002-of-00002.safetensors"}}"#,
+        )
+        .unwrap();
+        let e = Weights::open(sharded.path(), &Device::flex(), None).err().unwrap().to_string();
+        assert!(e.contains("model-00002-of-00002.safetensors") && e.contains("missing"), "{e}");
+
+        let empty = tempfile::tempdir().unwrap();
+        let e = Weights::open(empty.path(), &Device::flex(), None).err().unwrap().to_string();
+        assert!(e.contains(SINGLE_FILE), "{e}");
+    }
+
+    #[test]
+    fn dtype_is_kept_unless_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join(SINGLE_FILE), &[("t", vec![2], vec![1.5, -2.0])]);
+        let w = Weights::open(dir.path(), &Device::flex(), None).unwrap();
+        assert_eq!(w.tensor::<1>("t", [2]).unwrap().dtype(), DType::F32);
+        let bf = w.with_dtype(Some(DType::BF16)).tensor::<1>("t", [2]).unwrap();
+        assert_eq!(bf.dtype(), DType::BF16);
+        let back = bf.cast(DType::F32).into_data();
+        assert_eq!(back.as_slice::<f32>().unwrap(), &[1.5, -2.0]);
+    }
+
+    #[test]
+    fn truncated_file_is_a_safetensors_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(SINGLE_FILE);
+        write(&p, &[("t", vec![64], vec![0.; 64])]);
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 100]).unwrap();
+        let e = Weights::open(dir.path(), &Device::flex(), None).err().unwrap().to_string();
+        assert!(e.contains("model.safetensors") && e.contains("safetensors"), "{e}");
+    }
+}
