@@ -168,15 +168,24 @@ impl CheckpointLayout {
             root.to_path_buf()
         };
         let config_path = root.join("config.json");
-        require_file(&config_path, "top-level config.json (model_type llava_llama)")?;
+        require_file(
+            &config_path,
+            "top-level config.json (model_type llava_llama)",
+        )?;
         let config = NvilaConfig::load(&config_path)?;
         let llm_dir = root.join("llm");
         let vision_tower_dir = root.join("vision_tower");
         let mm_projector_dir = root.join("mm_projector");
         for (dir, what) in [
             (&llm_dir, "llm/ subfolder (Qwen2 weights and tokenizer)"),
-            (&vision_tower_dir, "vision_tower/ subfolder (SigLIP weights)"),
-            (&mm_projector_dir, "mm_projector/ subfolder (projector weights)"),
+            (
+                &vision_tower_dir,
+                "vision_tower/ subfolder (SigLIP weights)",
+            ),
+            (
+                &mm_projector_dir,
+                "mm_projector/ subfolder (projector weights)",
+            ),
         ] {
             if !dir.is_dir() {
                 return Err(ModelError::Missing {
@@ -231,12 +240,18 @@ mod tests {
                 r#"{"model_type": "llava_llama", "mm_vision_select_feature": "patch"}"#,
                 "mm_vision_select_feature",
             ),
-            (r#"{"model_type": "llava_llama", "max_tiles": 0}"#, "max_tiles"),
+            (
+                r#"{"model_type": "llava_llama", "max_tiles": 0}"#,
+                "max_tiles",
+            ),
             (r#"{"model_type": "#, "config.json"),
         ] {
             let p = write_config(dir.path(), json);
             let e = NvilaConfig::load(&p).unwrap_err().to_string();
-            assert!(e.contains("config.json") && e.contains(needle), "{json}: {e}");
+            assert!(
+                e.contains("config.json") && e.contains(needle),
+                "{json}: {e}"
+            );
         }
     }
 

@@ -14,8 +14,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::module::Param;
+use burn::nn::conv::Conv2d;
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear, PaddingConfig2d};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype, TensorInfo};
@@ -135,7 +136,10 @@ impl Weights {
         }
         let index = dir.join(INDEX_FILE);
         let files: Vec<PathBuf> = if index.is_file() {
-            shard_names(&index)?.into_iter().map(|f| dir.join(f)).collect()
+            shard_names(&index)?
+                .into_iter()
+                .map(|f| dir.join(f))
+                .collect()
         } else if dir.join(SINGLE_FILE).is_file() {
             vec![dir.join(SINGLE_FILE)]
         } else {
@@ -236,12 +240,20 @@ impl Weights {
     }
 
     /// Takes `prefix.name`, checking its shape, as a tensor on the device.
-    pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<D>, ModelError> {
+    pub fn tensor<const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+    ) -> Result<Tensor<D>, ModelError> {
         let key = self.key(name);
-        let (shard_idx, info) = self.store.tensors.get(&key).ok_or_else(|| ModelError::MissingKeys {
-            path: self.store.dir.clone(),
-            keys: vec![key.clone()],
-        })?;
+        let (shard_idx, info) =
+            self.store
+                .tensors
+                .get(&key)
+                .ok_or_else(|| ModelError::MissingKeys {
+                    path: self.store.dir.clone(),
+                    keys: vec![key.clone()],
+                })?;
         let shard = &self.store.shards[*shard_idx];
         if info.shape.as_slice() != shape.as_slice() {
             return Err(ModelError::BadTensor {
@@ -266,7 +278,11 @@ impl Weights {
         let data = TensorData::from_bytes_vec(bytes.to_vec(), shape, file_dtype);
         let dtype = self.dtype.unwrap_or(file_dtype);
         let tensor = Tensor::<D>::from_data(data, (&self.device, file_dtype));
-        let tensor = if dtype == file_dtype { tensor } else { tensor.cast(dtype) };
+        let tensor = if dtype == file_dtype {
+            tensor
+        } else {
+            tensor.cast(dtype)
+        };
         if let Ok(mut used) = self.store.used.lock() {
             used.insert(key);
         }
@@ -275,7 +291,13 @@ impl Weights {
 
     /// An HF `nn.Linear` at `prefix.name` (`weight [out, in]`, optional `bias [out]`), as burn's
     /// [`Linear`], whose weight is `[in, out]`: the transpose is a view, not a copy.
-    pub fn linear(&self, name: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Linear, ModelError> {
+    pub fn linear(
+        &self,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+    ) -> Result<Linear, ModelError> {
         let w = self.pp(name);
         let weight = w.tensor::<2>("weight", [d_out, d_in])?.transpose();
         let bias = if bias {
@@ -305,9 +327,44 @@ impl Weights {
         })
     }
 
+    /// An HF `nn.Conv2d` at `prefix.name` with no padding, dilation 1 and one group (`weight
+    /// [out, in, kh, kw]`, optional `bias [out]`), as burn's [`Conv2d`], whose weight layout is the
+    /// same as torch's.
+    pub fn conv2d(
+        &self,
+        name: &str,
+        weight_shape: [usize; 4],
+        stride: [usize; 2],
+        bias: bool,
+    ) -> Result<Conv2d, ModelError> {
+        let w = self.pp(name);
+        let weight = w.tensor::<4>("weight", weight_shape)?;
+        let bias = if bias {
+            Some(Param::from_tensor(
+                w.tensor::<1>("bias", [weight_shape[0]])?,
+            ))
+        } else {
+            None
+        };
+        Ok(Conv2d {
+            weight: Param::from_tensor(weight),
+            bias,
+            stride,
+            kernel_size: [weight_shape[2], weight_shape[3]],
+            dilation: [1, 1],
+            groups: 1,
+            padding: PaddingConfig2d::Valid,
+        })
+    }
+
     /// Checkpoint keys no module has taken so far, sorted.
     pub fn unused_keys(&self) -> Vec<String> {
-        let used = self.store.used.lock().map(|u| u.clone()).unwrap_or_default();
+        let used = self
+            .store
+            .used
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_default();
         let mut unused: Vec<String> = self
             .store
             .tensors
@@ -322,7 +379,11 @@ impl Weights {
     /// Errors with every unused key (except those matching `allowed`), so naming drift between
     /// the model and the checkpoint is caught at load time.
     pub fn finish(&self, allowed: impl Fn(&str) -> bool) -> Result<(), ModelError> {
-        let unused: Vec<String> = self.unused_keys().into_iter().filter(|k| !allowed(k)).collect();
+        let unused: Vec<String> = self
+            .unused_keys()
+            .into_iter()
+            .filter(|k| !allowed(k))
+            .collect();
         if unused.is_empty() {
             Ok(())
         } else {
@@ -350,7 +411,12 @@ mod tests {
             .collect();
         let views: Vec<(String, TensorView)> = bytes
             .iter()
-            .map(|(n, b, s)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()))
+            .map(|(n, b, s)| {
+                (
+                    n.clone(),
+                    TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+                )
+            })
             .collect();
         safetensors::serialize_to_file(views, None, path).unwrap();
     }
@@ -364,7 +430,10 @@ mod tests {
         );
         write(
             &dir.path().join("b.safetensors"),
-            &[("m.lin.bias", vec![3], vec![0.5, 0.5, 0.5]), ("m.extra", vec![1], vec![9.])],
+            &[
+                ("m.lin.bias", vec![3], vec![0.5, 0.5, 0.5]),
+                ("m.extra", vec![1], vec![9.]),
+            ],
         );
         std::fs::write(
             dir.path().join(INDEX_FILE),
@@ -386,11 +455,21 @@ mod tests {
     #[test]
     fn wrong_shape_missing_key_and_missing_shard_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        write(&dir.path().join(SINGLE_FILE), &[("t", vec![2, 2], vec![0.; 4])]);
+        write(
+            &dir.path().join(SINGLE_FILE),
+            &[("t", vec![2, 2], vec![0.; 4])],
+        );
         let w = Weights::open(dir.path(), &Device::flex(), None).unwrap();
         let e = w.tensor::<2>("t", [2, 3]).unwrap_err().to_string();
-        assert!(e.contains("tensor t") && e.contains("[2, 2]") && e.contains("[2, 3]"), "{e}");
-        let e = w.pp("layers.0").tensor::<1>("bias", [2]).unwrap_err().to_string();
+        assert!(
+            e.contains("tensor t") && e.contains("[2, 2]") && e.contains("[2, 3]"),
+            "{e}"
+        );
+        let e = w
+            .pp("layers.0")
+            .tensor::<1>("bias", [2])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing tensors: layers.0.bias"), "{e}");
 
         let sharded = tempfile::tempdir().unwrap();
@@ -399,21 +478,36 @@ mod tests {
             r#"{"weight_map": {"t": "model-00002-of-00002.safetensors"}}"#,
         )
         .unwrap();
-        let e = Weights::open(sharded.path(), &Device::flex(), None).err().unwrap().to_string();
-        assert!(e.contains("model-00002-of-00002.safetensors") && e.contains("missing"), "{e}");
+        let e = Weights::open(sharded.path(), &Device::flex(), None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("model-00002-of-00002.safetensors") && e.contains("missing"),
+            "{e}"
+        );
 
         let empty = tempfile::tempdir().unwrap();
-        let e = Weights::open(empty.path(), &Device::flex(), None).err().unwrap().to_string();
+        let e = Weights::open(empty.path(), &Device::flex(), None)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains(SINGLE_FILE), "{e}");
     }
 
     #[test]
     fn dtype_is_kept_unless_asked() {
         let dir = tempfile::tempdir().unwrap();
-        write(&dir.path().join(SINGLE_FILE), &[("t", vec![2], vec![1.5, -2.0])]);
+        write(
+            &dir.path().join(SINGLE_FILE),
+            &[("t", vec![2], vec![1.5, -2.0])],
+        );
         let w = Weights::open(dir.path(), &Device::flex(), None).unwrap();
         assert_eq!(w.tensor::<1>("t", [2]).unwrap().dtype(), DType::F32);
-        let bf = w.with_dtype(Some(DType::BF16)).tensor::<1>("t", [2]).unwrap();
+        let bf = w
+            .with_dtype(Some(DType::BF16))
+            .tensor::<1>("t", [2])
+            .unwrap();
         assert_eq!(bf.dtype(), DType::BF16);
         let back = bf.cast(DType::F32).into_data();
         assert_eq!(back.as_slice::<f32>().unwrap(), &[1.5, -2.0]);
@@ -426,7 +520,13 @@ mod tests {
         write(&p, &[("t", vec![64], vec![0.; 64])]);
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 100]).unwrap();
-        let e = Weights::open(dir.path(), &Device::flex(), None).err().unwrap().to_string();
-        assert!(e.contains("model.safetensors") && e.contains("safetensors"), "{e}");
+        let e = Weights::open(dir.path(), &Device::flex(), None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("model.safetensors") && e.contains("safetensors"),
+            "{e}"
+        );
     }
 }

@@ -1,0 +1,189 @@
+//! `Qwen2Attention` (`modeling_qwen2.py`): q/k/v projections with bias, o_proj without, RoPE on
+//! q and k, grouped-query attention, and the mask built here explicitly.
+//!
+//! Numerics, compared with HF:
+//! - **Scores and softmax in f32.** HF eager (`eager_attention_forward`) computes `q @ kᵀ` in the
+//!   activation dtype, multiplies by `head_dim^-0.5`, adds the mask, and takes the softmax in f32
+//!   before casting the probabilities back; `sdpa` on GPU keeps f32 accumulators inside the
+//!   kernel. Here q and k are cast to f32 for `q @ kᵀ`, so in f32 models this is eager's
+//!   computation exactly and in bf16 models it sits between eager (bf16 scores) and sdpa. The
+//!   probabilities are cast back to the activation dtype and `probs @ v` runs in it, as in eager.
+//! - **Masking.** Masked scores are set to `f32::MIN`, which is what eager's additive mask
+//!   (`torch.finfo(float32).min`, `masking_utils.py`) yields after rounding, so a query row
+//!   whose keys are all masked gets uniform weights in both (burn's `attention` would give zeros).
+//!   burn's `is_causal` flag is never used (it hangs on CUDA, see burn.md §5); the causal mask is
+//!   built on the host.
+//! - **GQA.** HF `repeat_kv` copies each KV head to `num_key_value_groups` consecutive query
+//!   heads. Here the query heads of one group are folded into the query axis instead
+//!   (`[b, kv_heads, groups * seq, d]`), which multiplies by the same key rows without copying
+//!   the keys; query head `h` uses KV head `h / groups` in both.
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
+
+use crate::error::ModelError;
+use crate::text::cache::KvCache;
+use crate::text::config::Qwen2Config;
+use crate::text::rope::apply_rotary;
+use crate::weights::Weights;
+
+/// Multi-head self-attention with grouped key/value heads.
+#[derive(Module, Debug)]
+pub struct Qwen2Attention {
+    /// `[hidden, heads * head_dim]`, with bias.
+    pub q_proj: Linear,
+    /// `[hidden, kv_heads * head_dim]`, with bias.
+    pub k_proj: Linear,
+    /// `[hidden, kv_heads * head_dim]`, with bias.
+    pub v_proj: Linear,
+    /// `[heads * head_dim, hidden]`, no bias.
+    pub o_proj: Linear,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads.
+    pub num_kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+impl Qwen2Attention {
+    /// Loads `q_proj`, `k_proj`, `v_proj`, `o_proj` from `w` (prefixed with `...self_attn`).
+    pub fn load(w: &Weights, config: &Qwen2Config) -> Result<Qwen2Attention, ModelError> {
+        let h = config.hidden_size;
+        let q = config.num_attention_heads * config.head_dim;
+        let kv = config.num_key_value_heads * config.head_dim;
+        Ok(Qwen2Attention {
+            q_proj: w.linear("q_proj", h, q, true)?,
+            k_proj: w.linear("k_proj", h, kv, true)?,
+            v_proj: w.linear("v_proj", h, kv, true)?,
+            o_proj: w.linear("o_proj", q, h, false)?,
+            num_heads: config.num_attention_heads,
+            num_kv_heads: config.num_key_value_heads,
+            head_dim: config.head_dim,
+        })
+    }
+
+    /// Attends from `x` to the cached keys (if any) plus `x`'s own, appending `x`'s keys and
+    /// values to layer `layer_idx` of `cache`.
+    ///
+    /// # Shapes
+    ///
+    /// - x: `[batch, seq, hidden]`
+    /// - cos, sin: `[batch, 1, seq, head_dim]` (from [`crate::text::rope::RotaryEmbedding`])
+    /// - mask: `[batch, 1, seq, cached + seq]`, `true` = masked; `None` attends to every key
+    /// - output: `[batch, seq, hidden]`
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        cos: Tensor<4>,
+        sin: Tensor<4>,
+        mask: Option<Tensor<4, Bool>>,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Result<Tensor<3>, ModelError> {
+        let [b, s, _] = x.dims();
+        let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let groups = nh / nkv;
+        let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2);
+        let q = heads(self.q_proj.forward(x.clone()), nh); // [b, nh, s, hd]
+        let k = heads(self.k_proj.forward(x.clone()), nkv); // [b, nkv, s, hd]
+        let v = heads(self.v_proj.forward(x), nkv);
+        let q = apply_rotary(q, cos.clone(), sin.clone());
+        let k = apply_rotary(k, cos, sin);
+        let (k, v) = match cache {
+            Some((cache, layer_idx)) => cache.append(layer_idx, k, v)?,
+            None => (k, v),
+        };
+        let sk = k.dims()[2];
+        let dtype = v.dtype();
+
+        // Group g's query heads are g*groups..(g+1)*groups, contiguous, so this reshape folds
+        // them into the query axis: [b, nkv, groups * s, hd].
+        let q = q.cast(DType::F32).reshape([b, nkv, groups * s, hd]);
+        let scores = q.matmul(k.cast(DType::F32).swap_dims(2, 3)); // [b, nkv, groups*s, sk]
+        let scale = (hd as f64).powf(-0.5);
+        let scores = scores.mul_scalar(scale).reshape([b, nh, s, sk]);
+        let scores = match mask {
+            Some(mask) => scores.mask_fill(mask.expand([b, nh, s, sk]), f32::MIN),
+            None => scores,
+        };
+        let probs = softmax(scores, 3)
+            .cast(dtype)
+            .reshape([b, nkv, groups * s, sk]);
+        let out = probs.matmul(v).reshape([b, nh, s, hd]); // [b, nh, s, hd]
+        let out = out.swap_dims(1, 2).reshape([b, s, nh * hd]);
+        Ok(self.o_proj.forward(out))
+    }
+}
+
+/// The attention mask for `seq` new queries after `past` cached tokens: causal, aligned
+/// bottom-right (query `i` sees keys `0..=past + i`), plus padded keys. `true` = masked.
+///
+/// `key_padding` marks padded keys over the whole key range, `[batch, past + seq]`, `true` =
+/// padding (HF's `attention_mask == 0`). Returns `None` when nothing needs masking (one query and
+/// no padding), which lets decode steps skip the mask.
+///
+/// # Shapes
+///
+/// - key_padding: `[batch, past + seq]`
+/// - output: `[batch, 1, seq, past + seq]`
+pub fn attention_mask(
+    batch: usize,
+    seq: usize,
+    past: usize,
+    key_padding: Option<Tensor<2, Bool>>,
+    device: &Device,
+) -> Result<Option<Tensor<4, Bool>>, ModelError> {
+    let sk = past + seq;
+    if let Some(p) = key_padding.as_ref().filter(|p| p.dims() != [batch, sk]) {
+        return Err(ModelError::Input(format!(
+            "key padding mask is {:?}, expected [batch {batch}, cached {past} + new {seq}]",
+            p.dims()
+        )));
+    }
+    if seq == 1 && key_padding.is_none() {
+        return Ok(None);
+    }
+    // Built from host data: the device-side triangular-mask path is untested on CUDA (burn.md §5).
+    let causal: Vec<bool> = (0..seq)
+        .flat_map(|i| (0..sk).map(move |j| j > past + i))
+        .collect();
+    let causal = Tensor::<2, Bool>::from_data(TensorData::new(causal, [seq, sk]), device)
+        .reshape([1, 1, seq, sk])
+        .expand([batch, 1, seq, sk]);
+    Ok(Some(match key_padding {
+        Some(p) => causal.bool_or(p.reshape([batch, 1, 1, sk]).expand([batch, 1, seq, sk])),
+        None => causal,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causal_mask_is_bottom_right_aligned() {
+        let device = Device::flex();
+        let mask = attention_mask(1, 2, 1, None, &device).unwrap().unwrap();
+        let got = mask.into_data().try_into_vec::<bool>().unwrap();
+        // Query 0 (position 1) sees keys 0, 1; query 1 sees all three.
+        assert_eq!(got, vec![false, false, true, false, false, false]);
+        assert!(attention_mask(2, 1, 5, None, &device).unwrap().is_none());
+    }
+
+    #[test]
+    fn padding_mask_masks_keys_for_every_query() {
+        let device = Device::flex();
+        let pad = Tensor::<2, Bool>::from_data(TensorData::new(vec![false, true], [1, 2]), &device);
+        let mask = attention_mask(1, 2, 0, Some(pad), &device)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            mask.into_data().try_into_vec::<bool>().unwrap(),
+            vec![false, true, false, true]
+        );
+        let wrong = Tensor::<2, Bool>::from_data(TensorData::new(vec![false; 3], [1, 3]), &device);
+        assert!(attention_mask(1, 2, 0, Some(wrong), &device).is_err());
+    }
+}
