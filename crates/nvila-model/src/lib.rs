@@ -15,6 +15,8 @@
 
 pub mod config;
 pub mod error;
+pub mod generate;
+pub mod nvila;
 pub mod processor;
 pub mod projector;
 pub mod text;
@@ -23,4 +25,5 @@ pub mod weights;
 
 pub use config::{CheckpointLayout, NvilaConfig};
 pub use error::ModelError;
+pub use nvila::{NvilaModel, ScoreOutput, Spliced};
 pub use weights::Weights;
