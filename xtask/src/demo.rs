@@ -1,6 +1,7 @@
-//! `cargo xtask demo`: the main job on the embedded tiny data. Today: synthetic raw tree ->
-//! VILA dataset -> registry YAML -> validation of the mixture. Later issues extend it with
-//! LoRA training and generation.
+//! `cargo xtask demo`: the main job on the embedded tiny data: synthetic raw tree -> VILA
+//! dataset -> registry YAML -> validation of the mixture -> a caption for the first sample's
+//! image from the tiny random NVILA checkpoint (`fixtures/golden/tiny-nvila`, real HF layout;
+//! its words are random because its weights are). LoRA training joins with issue 4.
 
 use std::path::PathBuf;
 
@@ -21,11 +22,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let out = &args.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
 
-    eprintln!("[1/4] fixtures: synthetic WTS + BDD_PC_5K tree");
+    eprintln!("[1/5] fixtures: synthetic WTS + BDD_PC_5K tree");
     let raw = out.join("raw");
     let synth = crate::fixtures::write(&raw)?;
 
-    eprintln!("[2/4] dataset: raw tree -> VILA format");
+    eprintln!("[2/5] dataset: raw tree -> VILA format");
     let dataset_args = crate::dataset::Args {
         wts: Some(synth.wts_root.clone()),
         bdd: Some(synth.bdd_root.clone()),
@@ -53,17 +54,57 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         report.dataset_json.display()
     );
 
-    eprintln!("[3/4] register: {NAME} in the registry YAML");
+    eprintln!("[3/5] register: {NAME} in the registry YAML");
     let registry = out.join("registry").join("default.yaml");
     crate::register::register(&registry, NAME, &report.dataset_json, None)?;
 
-    eprintln!("[4/4] validate: DATA_MIXTURE={NAME}");
+    eprintln!("[4/5] validate: DATA_MIXTURE={NAME}");
     let validation = crate::register::validate(std::slice::from_ref(&registry), NAME, None)?;
     println!("{}", serde_json::to_string_pretty(&validation)?);
+
+    eprintln!("[5/5] generate: a caption from the tiny NVILA checkpoint");
+    let (image, prompt) = first_sample(&report.dataset_json)?;
+    let caption = crate::caption::caption(&crate::caption::tiny_checkpoint(), &image, &prompt, 24)?;
+    eprintln!(
+        "      prompt: {prompt:?}\n      image:  {}\n      answer: {caption:?}",
+        image.display()
+    );
     eprintln!(
         "demo done: dataset {}, registry {}",
         report.dataset_json.display(),
         registry.display()
     );
     Ok(())
+}
+
+/// The first record's image and its prompt (without the `<image>` tag).
+fn first_sample(dataset_json: &std::path::Path) -> anyhow::Result<(PathBuf, String)> {
+    let text = std::fs::read_to_string(dataset_json)
+        .with_context(|| format!("reading {}", dataset_json.display()))?;
+    let records: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("parsing {}", dataset_json.display()))?;
+    let first = records
+        .get(0)
+        .with_context(|| format!("{} has no records", dataset_json.display()))?;
+    let image = match &first["image"] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) => a
+            .first()
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        _ => String::new(),
+    };
+    anyhow::ensure!(
+        !image.is_empty(),
+        "{}: record 0 has no image",
+        dataset_json.display()
+    );
+    let prompt = first["conversations"][0]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .replace("<image>\n", "")
+        .replace("<image>", "");
+    let media_dir = dataset_json.parent().unwrap_or(std::path::Path::new("."));
+    Ok((media_dir.join(image), prompt.trim().to_string()))
 }

@@ -2,6 +2,7 @@
 //! scripts), one module per command. `cargo xtask demo` is the main job; `cargo xtask test` is
 //! what CI runs.
 
+mod caption;
 mod dataset;
 mod demo;
 mod eval;
@@ -36,7 +37,8 @@ enum Command {
     Validate(register::ValidateArgs),
     /// Score a Track 2 submission like the official `metrics_all.py`; prints one JSON object.
     Eval(eval::Args),
-    /// The main job on the embedded tiny data: fixtures -> dataset -> register -> validate.
+    /// The main job on the embedded tiny data: fixtures -> dataset -> register -> validate ->
+    /// a caption from the tiny NVILA checkpoint.
     Demo(demo::Args),
     /// Install missing system packages (ffmpeg, wordnet-base), then run every test. CI runs this.
     Test(test::Args),

@@ -12,6 +12,9 @@
 //! - [`vision`]: SigLIP (`vision_tower/`).
 //! - [`projector`]: the multimodal projector (`mm_projector/`).
 //! - [`processor`]: images and text → model input (tiling, chat template, label masking).
+//! - [`nvila`]: [`NvilaModel`]: the three parts wired as VILA does (`_embed` splicing, training-
+//!   path scoring and loss, inference-path prompt embeddings).
+//! - [`generate`]: KV-cache decoding (greedy, temperature / top-p with a seed), streaming text.
 
 pub mod config;
 pub mod error;
