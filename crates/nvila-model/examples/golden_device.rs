@@ -20,8 +20,12 @@ use nvila_model::text::Qwen2ForCausalLM;
 use nvila_model::vision::SiglipVisionTower;
 use nvila_model::{NvilaModel, Weights};
 
+/// This crate's folder: where it was built, unless `NVILA_CRATE_DIR` says otherwise (a binary
+/// carried to another machine, run from a copy of the repository).
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("NVILA_CRATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 fn parse_device(s: &str) -> Result<Device, String> {
