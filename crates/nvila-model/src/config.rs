@@ -104,10 +104,7 @@ fn require_weights(dir: &Path) -> Result<(), ModelError> {
 impl NvilaConfig {
     /// Parses and checks a top-level `config.json`.
     pub fn load(path: &Path) -> Result<NvilaConfig, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::error::read_text(path, "top-level config.json")?;
         let config: NvilaConfig = serde_json::from_str(&text).map_err(|e| ModelError::Json {
             path: path.to_path_buf(),
             message: e.to_string(),

@@ -49,3 +49,20 @@ pub enum ModelError {
     #[error("invalid input: {0}")]
     Input(String),
 }
+
+/// Reads a text file, telling a missing file (`what` says which) from other I/O errors.
+pub(crate) fn read_text(path: &std::path::Path, what: &str) -> Result<String, ModelError> {
+    std::fs::read_to_string(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ModelError::Missing {
+                path: path.to_path_buf(),
+                what: what.to_string(),
+            }
+        } else {
+            ModelError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
+}

@@ -61,19 +61,7 @@ pub struct ProjectorConfig {
 impl ProjectorConfig {
     /// Reads `path` (an `mm_projector/config.json`) and checks that its type is supported.
     pub fn from_file(path: &Path) -> Result<ProjectorConfig, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                ModelError::Missing {
-                    path: path.to_path_buf(),
-                    what: "projector config.json".into(),
-                }
-            } else {
-                ModelError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            }
-        })?;
+        let text = crate::error::read_text(path, "projector config.json")?;
         Self::from_json(&text, path)
     }
 

@@ -108,19 +108,7 @@ const DEFAULT_ROPE_THETA: f64 = 10000.0;
 impl Qwen2Config {
     /// Reads and validates `path` (an `llm/config.json`).
     pub fn from_file(path: &Path) -> Result<Qwen2Config, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                ModelError::Missing {
-                    path: path.to_path_buf(),
-                    what: "Qwen2 config.json".into(),
-                }
-            } else {
-                ModelError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            }
-        })?;
+        let text = crate::error::read_text(path, "Qwen2 config.json")?;
         Self::from_json(&text, path)
     }
 

@@ -89,19 +89,7 @@ fn default_vision_use_head() -> bool {
 impl SiglipVisionConfig {
     /// Reads and validates `path` (a `vision_tower/config.json`).
     pub fn from_file(path: &Path) -> Result<SiglipVisionConfig, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                ModelError::Missing {
-                    path: path.to_path_buf(),
-                    what: "SigLIP vision tower config.json".into(),
-                }
-            } else {
-                ModelError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            }
-        })?;
+        let text = crate::error::read_text(path, "SigLIP vision tower config.json")?;
         Self::from_json(&text, path)
     }
 
