@@ -13,9 +13,12 @@
 //! measures about 5e-7; with the tanh GELU instead of the exact one it measures 1.7e-4 to
 //! 4.1e-4, so the bound is kept well below that.
 
+mod common;
+use common::{rel_err, to_f32};
+
 use std::path::PathBuf;
 
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 use nvila_model::Weights;
 use nvila_model::projector::{DownSampleBlockFix, Projector, ProjectorConfig, ProjectorType};
 
@@ -40,21 +43,6 @@ fn checkpoint_dir(projector_type: ProjectorType) -> PathBuf {
 fn reference_file(device: &Device) -> Weights {
     let dir = manifest().join("tests/fixtures/projector");
     Weights::from_files(&dir, &[dir.join("reference.safetensors")], device, None).unwrap()
-}
-
-fn to_f32(t: Tensor<3>) -> Vec<f32> {
-    t.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap()
-}
-
-/// `max |a - b| / max |b|`.
-fn rel_err(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = got
-        .iter()
-        .zip(want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    diff / scale
 }
 
 fn check(projector_type: ProjectorType, side: usize) {

@@ -2,13 +2,13 @@
 //! the file (or the input) and the problem. Bad checkpoints are edited copies of
 //! `fixtures/golden/tiny-nvila/mm_projector/` in a temporary folder.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{DType, Device, Tensor};
 use nvila_model::ModelError;
 use nvila_model::projector::Projector;
-use safetensors::tensor::{Dtype, TensorView};
-use safetensors::{SafeTensors, serialize_to_file};
 
 const MM_HIDDEN: usize = 32;
 const LLM_HIDDEN: usize = 64;
@@ -26,21 +26,12 @@ fn edited_copy(
 ) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), config_json).unwrap();
-    let bytes = std::fs::read(projector_dir().join("model.safetensors")).unwrap();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
-    let zeros = vec![0u8; 8];
-    let mut tensors: Vec<(String, TensorView)> = file
-        .tensors()
-        .into_iter()
-        .filter(|(name, _)| Some(name.as_str()) != drop_key)
-        .collect();
-    if let Some(key) = extra_key {
-        tensors.push((
-            key.to_string(),
-            TensorView::new(Dtype::F32, vec![2], &zeros).unwrap(),
-        ));
-    }
-    serialize_to_file(tensors, None, &dir.path().join("model.safetensors")).unwrap();
+    common::copy_safetensors_edited(
+        &projector_dir().join("model.safetensors"),
+        &dir.path().join("model.safetensors"),
+        drop_key,
+        extra_key,
+    );
     dir
 }
 

@@ -8,6 +8,9 @@
 //!
 //! Tolerance: `max |a - b| / max |b| <= 1e-4` over the whole tensor (f32 throughout).
 
+mod common;
+use common::{rel_err, to_f32};
+
 use std::path::PathBuf;
 
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
@@ -74,25 +77,6 @@ fn load(dtype: Option<DType>) -> (Qwen2ForCausalLM, Device) {
 
 fn ids(data: &[i64], shape: [usize; 2], device: &Device) -> Tensor<2, Int> {
     Tensor::from_data(TensorData::new(data.to_vec(), shape), device)
-}
-
-fn to_f32(t: Tensor<3>) -> Vec<f32> {
-    t.cast(DType::F32)
-        .into_data()
-        .try_into_vec::<f32>()
-        .unwrap()
-}
-
-/// `max |a - b| / max |b|`.
-fn rel_err(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    let diff = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    let scale = want.iter().map(|b| b.abs()).fold(0.0f32, f32::max);
-    diff / scale
 }
 
 fn argmax_last(logits: &Tensor<3>) -> i64 {

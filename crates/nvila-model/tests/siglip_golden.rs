@@ -9,6 +9,9 @@
 //! measures about 3e-7; the bound is tighter than the 1e-4 used elsewhere because the tanh and
 //! erf GELUs differ by only 1.06e-4 on this fixture, and a tower with the wrong GELU must fail.
 
+mod common;
+use common::{rel_err, to_f32};
+
 use std::path::PathBuf;
 
 use burn::tensor::{DType, Device, Tensor};
@@ -52,21 +55,6 @@ fn hidden_state(reference: &Reference, index: isize) -> Tensor<3> {
         .clone()
         .narrow(0, i, 1)
         .squeeze_dim::<3>(0)
-}
-
-fn to_f32(t: Tensor<3>) -> Vec<f32> {
-    t.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap()
-}
-
-/// `max |a - b| / max |b|`.
-fn rel_err(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = got
-        .iter()
-        .zip(want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    diff / scale
 }
 
 fn check_select_layer(select_layer: isize, expected_layers: usize) {

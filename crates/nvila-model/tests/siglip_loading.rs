@@ -2,12 +2,14 @@
 //! that names the file (or the input) and the problem. Bad checkpoints are edited copies of
 //! `fixtures/golden/tiny-nvila/vision_tower/` in a temporary folder.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{DType, Device, Tensor};
 use nvila_model::ModelError;
 use nvila_model::vision::SiglipVisionTower;
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::TensorView;
 use safetensors::{SafeTensors, serialize_to_file};
 
 fn tower_dir() -> PathBuf {
@@ -28,21 +30,12 @@ fn edited_copy(
     config_edit(&mut config);
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
 
-    let bytes = std::fs::read(tower_dir().join("model.safetensors")).unwrap();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
-    let zeros = vec![0u8; 8];
-    let mut tensors: Vec<(String, TensorView)> = file
-        .tensors()
-        .into_iter()
-        .filter(|(name, _)| Some(name.as_str()) != drop_key)
-        .collect();
-    if let Some(key) = extra_key {
-        tensors.push((
-            key.to_string(),
-            TensorView::new(Dtype::F32, vec![2], &zeros).unwrap(),
-        ));
-    }
-    serialize_to_file(tensors, None, &dir.path().join("model.safetensors")).unwrap();
+    common::copy_safetensors_edited(
+        &tower_dir().join("model.safetensors"),
+        &dir.path().join("model.safetensors"),
+        drop_key,
+        extra_key,
+    );
     dir
 }
 
