@@ -72,7 +72,8 @@ impl Qwen2Attention {
     ///
     /// - x: `[batch, seq, hidden]`
     /// - cos, sin: `[batch, 1, seq, head_dim]` (from [`crate::text::rope::RotaryEmbedding`])
-    /// - mask: `[batch, 1, seq, cached + seq]`, `true` = masked; `None` attends to every key
+    /// - mask: `[batch, 1, seq, key_len]` (`key_len` = what the cache returns, else `seq`),
+    ///   `true` = masked; `None` attends to every key
     /// - output: `[batch, seq, hidden]`
     pub fn forward(
         &self,
@@ -117,34 +118,52 @@ impl Qwen2Attention {
     }
 }
 
-/// The attention mask for `seq` new queries after `past` cached tokens: causal, aligned
-/// bottom-right (query `i` sees keys `0..=past + i`), plus padded keys. `true` = masked.
+/// The attention mask for `seq` new queries after `past` cached tokens over a key axis of
+/// `key_len ≥ past + seq` (longer when a block cache carries an unused tail): causal, aligned
+/// bottom-right (query `i` sees keys `0..=past + i`, so the tail is always masked), plus padded
+/// keys. `true` = masked.
 ///
-/// `key_padding` marks padded keys over the whole key range, `[batch, past + seq]`, `true` =
-/// padding (HF's `attention_mask == 0`). Returns `None` when nothing needs masking (one query and
-/// no padding), which lets decode steps skip the mask.
+/// `key_padding` marks padded keys over the cached and new tokens, `[batch, past + seq]`, `true`
+/// = padding (HF's `attention_mask == 0`). Returns `None` when nothing needs masking (one query,
+/// no padding, no tail), which lets decode steps skip the mask.
 ///
 /// # Shapes
 ///
 /// - key_padding: `[batch, past + seq]`
-/// - output: `[batch, 1, seq, past + seq]`
+/// - output: `[batch, 1, seq, key_len]`
 pub fn attention_mask(
     batch: usize,
     seq: usize,
     past: usize,
+    key_len: usize,
     key_padding: Option<Tensor<2, Bool>>,
     device: &Device,
 ) -> Result<Option<Tensor<4, Bool>>, ModelError> {
-    let sk = past + seq;
-    if let Some(p) = key_padding.as_ref().filter(|p| p.dims() != [batch, sk]) {
+    let used = past + seq;
+    if key_len < used {
+        return Err(ModelError::Input(format!(
+            "key axis of {key_len} is shorter than cached {past} + new {seq}"
+        )));
+    }
+    if let Some(p) = key_padding.as_ref().filter(|p| p.dims() != [batch, used]) {
         return Err(ModelError::Input(format!(
             "key padding mask is {:?}, expected [batch {batch}, cached {past} + new {seq}]",
             p.dims()
         )));
     }
-    if seq == 1 && key_padding.is_none() {
+    if seq == 1 && key_padding.is_none() && key_len == used {
         return Ok(None);
     }
+    let sk = key_len;
+    // Padding of the unused tail: those keys are masked by the causal part already.
+    let key_padding = key_padding.map(|p| {
+        if sk == used {
+            p
+        } else {
+            let tail = Tensor::<2, Bool>::full([batch, sk - used], true, device);
+            Tensor::cat(vec![p, tail], 1)
+        }
+    });
     // Built from host data: the device-side triangular-mask path is untested on CUDA (burn.md §5).
     let causal: Vec<bool> = (0..seq)
         .flat_map(|i| (0..sk).map(move |j| j > past + i))
@@ -165,18 +184,18 @@ mod tests {
     #[test]
     fn causal_mask_is_bottom_right_aligned() {
         let device = Device::flex();
-        let mask = attention_mask(1, 2, 1, None, &device).unwrap().unwrap();
+        let mask = attention_mask(1, 2, 1, 3, None, &device).unwrap().unwrap();
         let got = mask.into_data().try_into_vec::<bool>().unwrap();
         // Query 0 (position 1) sees keys 0, 1; query 1 sees all three.
         assert_eq!(got, vec![false, false, true, false, false, false]);
-        assert!(attention_mask(2, 1, 5, None, &device).unwrap().is_none());
+        assert!(attention_mask(2, 1, 5, 6, None, &device).unwrap().is_none());
     }
 
     #[test]
     fn padding_mask_masks_keys_for_every_query() {
         let device = Device::flex();
         let pad = Tensor::<2, Bool>::from_data(TensorData::new(vec![false, true], [1, 2]), &device);
-        let mask = attention_mask(1, 2, 0, Some(pad), &device)
+        let mask = attention_mask(1, 2, 0, 2, Some(pad), &device)
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -184,6 +203,22 @@ mod tests {
             vec![false, true, false, true]
         );
         let wrong = Tensor::<2, Bool>::from_data(TensorData::new(vec![false; 3], [1, 3]), &device);
-        assert!(attention_mask(1, 2, 0, Some(wrong), &device).is_err());
+        assert!(attention_mask(1, 2, 0, 2, Some(wrong), &device).is_err());
+    }
+
+    #[test]
+    fn block_tail_is_masked_even_for_one_query() {
+        let device = Device::flex();
+        let mask = attention_mask(1, 1, 2, 4, None, &device).unwrap().unwrap();
+        let got = mask.into_data().try_into_vec::<bool>().unwrap();
+        assert_eq!(got, vec![false, false, false, true]);
+        let pad = Tensor::<2, Bool>::from_data(TensorData::new(vec![true, false], [1, 2]), &device);
+        let mask = attention_mask(1, 2, 0, 4, Some(pad), &device)
+            .unwrap()
+            .unwrap();
+        let got = mask.into_data().try_into_vec::<bool>().unwrap();
+        // Query 0 sees key 0 only (padding); query 1 sees key 1; the tail is masked for both.
+        assert_eq!(got, vec![true, true, true, true, true, false, true, true]);
+        assert!(attention_mask(1, 2, 1, 2, None, &device).is_err());
     }
 }

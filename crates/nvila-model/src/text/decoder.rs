@@ -45,7 +45,7 @@ impl Qwen2DecoderLayer {
     ///
     /// - x: `[batch, seq, hidden]`
     /// - cos, sin: `[batch, 1, seq, head_dim]`
-    /// - mask: `[batch, 1, seq, cached + seq]`, `true` = masked
+    /// - mask: `[batch, 1, seq, key_len]` (see [`crate::text::attention::attention_mask`]), `true` = masked
     /// - output: `[batch, seq, hidden]`
     pub fn forward(
         &self,

@@ -18,6 +18,9 @@ use crate::text::rms_norm::Qwen2RmsNorm;
 use crate::text::rope::{RotaryEmbedding, sequential_positions};
 use crate::weights::Weights;
 
+/// Block size of [`Qwen2ForCausalLM::new_cache`], in tokens.
+pub const KV_BLOCK: usize = 256;
+
 /// The decoder stack without the output head (HF `Qwen2Model`, checkpoint prefix `model`).
 #[derive(Module, Debug)]
 pub struct Qwen2Model {
@@ -100,8 +103,9 @@ impl Qwen2Model {
                 c.seq_len()
             }
         };
+        let key_len = cache.as_deref().map_or(s, |c| c.key_len_after(s));
         let device = input_embeds.device();
-        let mask = attention_mask(b, s, past, key_padding, &device)?;
+        let mask = attention_mask(b, s, past, key_len, key_padding, &device)?;
         let (cos, sin) = self.rotary_emb.cos_sin(positions, input_embeds.dtype());
         let mut x = input_embeds;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -160,9 +164,10 @@ impl Qwen2ForCausalLM {
         Ok(model)
     }
 
-    /// An empty KV cache sized for this model.
+    /// An empty KV cache for this model whose storage grows in blocks of [`KV_BLOCK`] tokens,
+    /// so decoding meets a new tensor shape once per block instead of once per token.
     pub fn new_cache(&self) -> KvCache {
-        KvCache::new(self.model.layers.len())
+        KvCache::with_block(self.model.layers.len(), KV_BLOCK)
     }
 
     /// Token embeddings; ids must be below `vocab_size`.
