@@ -30,7 +30,7 @@ use image::RgbImage;
 use crate::error::ModelError;
 use crate::nvila::NvilaModel;
 use crate::processor::Tokenizer;
-use crate::text::Qwen2ForCausalLM;
+use crate::text::{Projection, Qwen2ForCausalLM};
 
 /// How to generate. [`Default`]: greedy, at most 512 new tokens.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,8 +196,8 @@ pub fn sample(logits: &[f32], temperature: f32, top_p: f32, rng: &mut Pcg32) -> 
 
 /// Next-token logits of the last position of `hidden` (`[1, seq, hidden]`), the first
 /// `vocab_len` of them, as f32 on the host.
-fn last_logits(
-    llm: &Qwen2ForCausalLM,
+fn last_logits<P: Projection>(
+    llm: &Qwen2ForCausalLM<P>,
     hidden: Tensor<3>,
     vocab_len: usize,
 ) -> Result<Vec<f32>, ModelError> {
@@ -223,8 +223,8 @@ fn last_logits(
 ///
 /// Errors: a batch other than 1, bad options, the LLM's own input checks, and logits that are
 /// NaN (e.g. an overflow in reduced precision).
-pub fn generate_from_embeds(
-    llm: &Qwen2ForCausalLM,
+pub fn generate_from_embeds<P: Projection>(
+    llm: &Qwen2ForCausalLM<P>,
     prompt_embeds: Tensor<3>,
     stop_ids: &[u32],
     opts: &GenerateOptions,
@@ -238,8 +238,8 @@ pub fn generate_from_embeds(
 /// `vocab_size`): VILA resizes the LLM's embeddings to `len(tokenizer)` when it loads a model,
 /// so the padding rows beyond the tokenizer (e.g. 152064 − 151665 in Qwen2-7B) are never
 /// generated and take no probability mass ([`NvilaModel::vocab_len`]).
-pub fn generate_from_embeds_in_vocab(
-    llm: &Qwen2ForCausalLM,
+pub fn generate_from_embeds_in_vocab<P: Projection>(
+    llm: &Qwen2ForCausalLM<P>,
     prompt_embeds: Tensor<3>,
     vocab_len: usize,
     stop_ids: &[u32],
@@ -367,7 +367,7 @@ impl<'a> TextStreamer<'a> {
     }
 }
 
-impl NvilaModel {
+impl<P: Projection> NvilaModel<P> {
     /// Answers `prompt` about `images` like VILA's `generate_content` (nvila.md §7): the prompt
     /// is built by [`NvilaModel::prepare_generation`] (one image is tiled, several are each
     /// resized to one tile; default system prompt; generation prompt), tokens are chosen among the

@@ -37,17 +37,19 @@ use crate::processor::{
     SystemPrompt, TrainingSample, Turn,
 };
 use crate::projector::Projector;
-use crate::text::Qwen2ForCausalLM;
+use crate::text::{Projection, Qwen2ForCausalLM};
+use burn::nn::Linear;
 use crate::vision::SiglipVisionTower;
 
 /// `BasicImageEncoder`'s `end_tokens` (`llava/model/encoders/image/basic.py`).
 pub const IMAGE_END_TOKENS: &str = "\n";
 
-/// The whole NVILA model.
+/// The whole NVILA model; `P` is the LLM's projection type (burn's `Linear` as loaded, or an
+/// adapter wrapper after [`NvilaModel::map_llm_projections`]).
 #[derive(Debug)]
-pub struct NvilaModel {
+pub struct NvilaModel<P: Projection = Linear> {
     /// Qwen2 (`llm/`).
-    pub llm: Qwen2ForCausalLM,
+    pub llm: Qwen2ForCausalLM<P>,
     /// SigLIP cut at `mm_vision_select_layer` (`vision_tower/`).
     pub vision_tower: SiglipVisionTower,
     /// The multimodal projector (`mm_projector/`).
@@ -214,6 +216,28 @@ impl NvilaModel {
             image_end_ids,
             device: device.clone(),
             vocab_len,
+        })
+    }
+}
+
+impl<P: Projection> NvilaModel<P> {
+    /// Replaces each projection of the LLM by `f(path, projection)` (see
+    /// [`Qwen2ForCausalLM::map_projections`]; paths are relative to the LLM,
+    /// `model.layers.0.self_attn.q_proj`; VILA's module names prefix them with `llm.`).
+    pub fn map_llm_projections<Q: Projection, E>(
+        self,
+        f: impl FnMut(&str, P) -> Result<Q, E>,
+    ) -> Result<NvilaModel<Q>, E> {
+        Ok(NvilaModel {
+            llm: self.llm.map_projections(f)?,
+            vision_tower: self.vision_tower,
+            mm_projector: self.mm_projector,
+            processor: self.processor,
+            config: self.config,
+            layout: self.layout,
+            image_end_ids: self.image_end_ids,
+            device: self.device,
+            vocab_len: self.vocab_len,
         })
     }
 

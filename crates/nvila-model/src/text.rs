@@ -10,7 +10,7 @@
 //! Files, one concept each: [`config`] (HF `config.json`), [`rms_norm`], [`rope`] (rotate-half
 //! RoPE with f32 frequencies), [`attention`] (GQA, explicit masks, f32 scores), [`mlp`]
 //! (SiLU-gated), [`decoder`] (one pre-norm layer), [`model`] (embeddings, layers, final norm,
-//! `lm_head`) and [`cache`].
+//! `lm_head`), [`cache`] and [`projection`] (the linear-layer type parameter adapters plug into).
 
 pub mod attention;
 pub mod cache;
@@ -18,9 +18,11 @@ pub mod config;
 pub mod decoder;
 pub mod mlp;
 pub mod model;
+pub mod projection;
 pub mod rms_norm;
 pub mod rope;
 
 pub use cache::KvCache;
 pub use config::Qwen2Config;
-pub use model::{Qwen2ForCausalLM, Qwen2Model};
+pub use model::{KV_BLOCK, Qwen2ForCausalLM, Qwen2Model};
+pub use projection::Projection;

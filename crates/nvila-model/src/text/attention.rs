@@ -26,20 +26,21 @@ use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
 use crate::error::ModelError;
 use crate::text::cache::KvCache;
 use crate::text::config::Qwen2Config;
+use crate::text::projection::Projection;
 use crate::text::rope::apply_rotary;
 use crate::weights::Weights;
 
 /// Multi-head self-attention with grouped key/value heads.
 #[derive(Module, Debug)]
-pub struct Qwen2Attention {
+pub struct Qwen2Attention<P: Projection = Linear> {
     /// `[hidden, heads * head_dim]`, with bias.
-    pub q_proj: Linear,
+    pub q_proj: P,
     /// `[hidden, kv_heads * head_dim]`, with bias.
-    pub k_proj: Linear,
+    pub k_proj: P,
     /// `[hidden, kv_heads * head_dim]`, with bias.
-    pub v_proj: Linear,
+    pub v_proj: P,
     /// `[heads * head_dim, hidden]`, no bias.
-    pub o_proj: Linear,
+    pub o_proj: P,
     /// Query heads.
     pub num_heads: usize,
     /// Key/value heads.
@@ -62,6 +63,26 @@ impl Qwen2Attention {
             num_heads: config.num_attention_heads,
             num_kv_heads: config.num_key_value_heads,
             head_dim: config.head_dim,
+        })
+    }
+
+}
+
+impl<P: Projection> Qwen2Attention<P> {
+    /// Replaces each projection by `f(path, projection)`, `path` being `prefix.q_proj` etc.
+    pub fn map_projections<Q: Projection, E>(
+        self,
+        prefix: &str,
+        f: &mut impl FnMut(&str, P) -> Result<Q, E>,
+    ) -> Result<Qwen2Attention<Q>, E> {
+        Ok(Qwen2Attention {
+            q_proj: f(&format!("{prefix}.q_proj"), self.q_proj)?,
+            k_proj: f(&format!("{prefix}.k_proj"), self.k_proj)?,
+            v_proj: f(&format!("{prefix}.v_proj"), self.v_proj)?,
+            o_proj: f(&format!("{prefix}.o_proj"), self.o_proj)?,
+            num_heads: self.num_heads,
+            num_kv_heads: self.num_kv_heads,
+            head_dim: self.head_dim,
         })
     }
 

@@ -233,7 +233,7 @@ mod tests {
         let (k, _) = cache.append(0, filled(1, 2.0), filled(1, 2.0)).unwrap();
         assert_eq!(cache.key_len_after(1), 8);
         let (k2, v2) = cache.append(0, filled(1, 3.0), filled(1, 3.0)).unwrap();
-        let got = k2.into_data().to_vec::<f32>().unwrap();
+        let got = k2.into_data().try_to_vec::<f32>().unwrap();
         let want = [1., 1., 1., 2., 3., 0., 0., 0.];
         let want: Vec<f32> = want.iter().flat_map(|&v| [v, v]).collect();
         assert_eq!(got, want);

@@ -2,6 +2,7 @@
 //! `x + attn(input_layernorm(x))`, then `x + mlp(post_attention_layernorm(x))`.
 
 use burn::module::Module;
+use burn::nn::Linear;
 use burn::tensor::{Bool, Tensor};
 
 use crate::error::ModelError;
@@ -9,16 +10,17 @@ use crate::text::attention::Qwen2Attention;
 use crate::text::cache::KvCache;
 use crate::text::config::Qwen2Config;
 use crate::text::mlp::Qwen2Mlp;
+use crate::text::projection::Projection;
 use crate::text::rms_norm::Qwen2RmsNorm;
 use crate::weights::Weights;
 
 /// One decoder layer.
 #[derive(Module, Debug)]
-pub struct Qwen2DecoderLayer {
+pub struct Qwen2DecoderLayer<P: Projection = Linear> {
     /// Self-attention (`self_attn.{q,k,v,o}_proj`).
-    pub self_attn: Qwen2Attention,
+    pub self_attn: Qwen2Attention<P>,
     /// Gated MLP (`mlp.{gate,up,down}_proj`).
-    pub mlp: Qwen2Mlp,
+    pub mlp: Qwen2Mlp<P>,
     /// Norm before attention, weight `[hidden]`.
     pub input_layernorm: Qwen2RmsNorm,
     /// Norm before the MLP, weight `[hidden]`.
@@ -38,6 +40,24 @@ impl Qwen2DecoderLayer {
                 h,
                 eps,
             )?,
+        })
+    }
+
+}
+
+impl<P: Projection> Qwen2DecoderLayer<P> {
+    /// Replaces each projection by `f(path, projection)`, paths under `prefix`
+    /// (`prefix.self_attn.q_proj`, `prefix.mlp.down_proj`, …).
+    pub fn map_projections<Q: Projection, E>(
+        self,
+        prefix: &str,
+        f: &mut impl FnMut(&str, P) -> Result<Q, E>,
+    ) -> Result<Qwen2DecoderLayer<Q>, E> {
+        Ok(Qwen2DecoderLayer {
+            self_attn: self.self_attn.map_projections(&format!("{prefix}.self_attn"), f)?,
+            mlp: self.mlp.map_projections(&format!("{prefix}.mlp"), f)?,
+            input_layernorm: self.input_layernorm,
+            post_attention_layernorm: self.post_attention_layernorm,
         })
     }
 

@@ -6,17 +6,18 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 
 use crate::error::ModelError;
+use crate::text::projection::Projection;
 use crate::weights::Weights;
 
 /// The SiLU-gated feed-forward block.
 #[derive(Module, Debug)]
-pub struct Qwen2Mlp {
+pub struct Qwen2Mlp<P: Projection = Linear> {
     /// `[hidden_size, intermediate_size]` (burn layout; the checkpoint stores `[out, in]`).
-    pub gate_proj: Linear,
+    pub gate_proj: P,
     /// `[hidden_size, intermediate_size]`.
-    pub up_proj: Linear,
+    pub up_proj: P,
     /// `[intermediate_size, hidden_size]`.
-    pub down_proj: Linear,
+    pub down_proj: P,
 }
 
 impl Qwen2Mlp {
@@ -26,6 +27,22 @@ impl Qwen2Mlp {
             gate_proj: w.linear("gate_proj", hidden, intermediate, false)?,
             up_proj: w.linear("up_proj", hidden, intermediate, false)?,
             down_proj: w.linear("down_proj", intermediate, hidden, false)?,
+        })
+    }
+
+}
+
+impl<P: Projection> Qwen2Mlp<P> {
+    /// Replaces each projection by `f(path, projection)`, `path` being `prefix.gate_proj` etc.
+    pub fn map_projections<Q: Projection, E>(
+        self,
+        prefix: &str,
+        f: &mut impl FnMut(&str, P) -> Result<Q, E>,
+    ) -> Result<Qwen2Mlp<Q>, E> {
+        Ok(Qwen2Mlp {
+            gate_proj: f(&format!("{prefix}.gate_proj"), self.gate_proj)?,
+            up_proj: f(&format!("{prefix}.up_proj"), self.up_proj)?,
+            down_proj: f(&format!("{prefix}.down_proj"), self.down_proj)?,
         })
     }
 

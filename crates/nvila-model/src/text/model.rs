@@ -14,6 +14,7 @@ use crate::text::attention::attention_mask;
 use crate::text::cache::KvCache;
 use crate::text::config::Qwen2Config;
 use crate::text::decoder::Qwen2DecoderLayer;
+use crate::text::projection::Projection;
 use crate::text::rms_norm::Qwen2RmsNorm;
 use crate::text::rope::{RotaryEmbedding, sequential_positions};
 use crate::weights::Weights;
@@ -23,11 +24,11 @@ pub const KV_BLOCK: usize = 256;
 
 /// The decoder stack without the output head (HF `Qwen2Model`, checkpoint prefix `model`).
 #[derive(Module, Debug)]
-pub struct Qwen2Model {
+pub struct Qwen2Model<P: Projection = Linear> {
     /// Token embeddings, weight `[vocab, hidden]`.
     pub embed_tokens: Embedding,
     /// `num_hidden_layers` decoder layers.
-    pub layers: Vec<Qwen2DecoderLayer>,
+    pub layers: Vec<Qwen2DecoderLayer<P>>,
     /// Final RMSNorm, weight `[hidden]`.
     pub norm: Qwen2RmsNorm,
     /// RoPE frequencies (not a checkpoint tensor).
@@ -46,6 +47,30 @@ impl Qwen2Model {
             layers,
             norm: Qwen2RmsNorm::load(&w.pp("norm"), config.hidden_size, config.rms_norm_eps)?,
             rotary_emb: RotaryEmbedding::new(config.head_dim, config.rope_theta),
+        })
+    }
+
+}
+
+impl<P: Projection> Qwen2Model<P> {
+    /// Replaces each decoder projection by `f(path, projection)`, with HF module paths under
+    /// `prefix` (`prefix.layers.0.self_attn.q_proj`, …).
+    pub fn map_projections<Q: Projection, E>(
+        self,
+        prefix: &str,
+        f: &mut impl FnMut(&str, P) -> Result<Q, E>,
+    ) -> Result<Qwen2Model<Q>, E> {
+        let layers = self
+            .layers
+            .into_iter()
+            .enumerate()
+            .map(|(i, layer)| layer.map_projections(&format!("{prefix}.layers.{i}"), f))
+            .collect::<Result<Vec<_>, E>>()?;
+        Ok(Qwen2Model {
+            embed_tokens: self.embed_tokens,
+            layers,
+            norm: self.norm,
+            rotary_emb: self.rotary_emb,
         })
     }
 
@@ -118,9 +143,9 @@ impl Qwen2Model {
 
 /// Qwen2 with its output head (HF `Qwen2ForCausalLM`): the NVILA `llm/` checkpoint.
 #[derive(Module, Debug)]
-pub struct Qwen2ForCausalLM {
+pub struct Qwen2ForCausalLM<P: Projection = Linear> {
     /// The decoder stack (checkpoint prefix `model`).
-    pub model: Qwen2Model,
+    pub model: Qwen2Model<P>,
     /// Output projection `[hidden, vocab]`, no bias; `None` when `tie_word_embeddings` makes
     /// it reuse `model.embed_tokens.weight` (HF ties the two and saves no `lm_head.weight`).
     pub lm_head: Option<Linear>,
@@ -162,6 +187,23 @@ impl Qwen2ForCausalLM {
         let tied = config.tie_word_embeddings;
         w.finish(|key| tied && key == "lm_head.weight")?;
         Ok(model)
+    }
+
+}
+
+impl<P: Projection> Qwen2ForCausalLM<P> {
+    /// Replaces each decoder projection by `f(path, projection)`; `path` is the HF module path
+    /// inside the LLM (`model.layers.0.self_attn.q_proj`, `model.layers.27.mlp.down_proj`).
+    /// `lm_head` is not a decoder projection and is kept (VILA never adapts it).
+    pub fn map_projections<Q: Projection, E>(
+        self,
+        mut f: impl FnMut(&str, P) -> Result<Q, E>,
+    ) -> Result<Qwen2ForCausalLM<Q>, E> {
+        Ok(Qwen2ForCausalLM {
+            model: self.model.map_projections("model", &mut f)?,
+            lm_head: self.lm_head,
+            config: self.config,
+        })
     }
 
     /// An empty KV cache for this model whose storage grows in blocks of [`KV_BLOCK`] tokens,
