@@ -163,6 +163,16 @@ fn argmax(v: &[f32]) -> i64 {
     best as i64
 }
 
+/// Records `key` in the report and logs it at once, so a run cut short keeps what it measured.
+fn record(
+    report: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    value: serde_json::Value,
+) {
+    eprintln!("{}", serde_json::json!({ key: &value }));
+    report.insert(key.into(), value);
+}
+
 fn run(args: &Args) -> Result<serde_json::Value, String> {
     let device = device(&args.device)?;
     let mut report = serde_json::Map::new();
@@ -171,15 +181,16 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
     let start = Instant::now();
     let model = NvilaModel::from_checkpoint(&args.checkpoint, &device, None).map_err(err)?;
     device.sync().map_err(|e| format!("sync: {e:?}"))?;
-    report.insert("load_s".into(), start.elapsed().as_secs_f64().into());
-    report.insert("host_after_load".into(), host_memory());
-    report.insert(
-        "gpu_reserved_after_load_mib".into(),
+    record(&mut report, "load_s", start.elapsed().as_secs_f64().into());
+    record(&mut report, "host_after_load", host_memory());
+    record(
+        &mut report,
+        "gpu_reserved_after_load_mib",
         gpu_reserved_mib(&device).into(),
     );
     let mut gpu_peak = gpu_reserved_mib(&device).unwrap_or(0.0);
     let dtype = model.llm_dtype();
-    report.insert("dtype".into(), format!("{dtype:?}").into());
+    record(&mut report, "dtype", format!("{dtype:?}").into());
 
     // Vision tower + projector.
     let size = model.vision_tower.image_size;
@@ -191,8 +202,9 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
     let (cold, warm, projected) = timed(&device, args.repeats, || {
         model.encode_images(&pixels).map_err(err)
     })?;
-    report.insert(
-        "vision".into(),
+    record(
+        &mut report,
+        "vision",
         serde_json::json!({"tiles": args.tiles, "tokens": projected.dims()[1] * args.tiles,
                            "cold_s": cold, "warm_s": warm}),
     );
@@ -207,8 +219,9 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         model.llm.forward_ids(ids()).map_err(err)
     })?;
     let last = last_logits_f32(logits)?;
-    report.insert(
-        "forward".into(),
+    record(
+        &mut report,
+        "forward",
         serde_json::json!({"seq": args.seq, "cold_s": cold, "warm_s": warm,
                            "tokens_per_s": args.seq as f64 / warm}),
     );
@@ -232,8 +245,9 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         Ok((cache, last_logits_f32(last)?))
     };
     let (cold, warm, (mut cache, first)) = timed(&device, args.repeats, prefill)?;
-    report.insert(
-        "prefill".into(),
+    record(
+        &mut report,
+        "prefill",
         serde_json::json!({"seq": args.seq, "cold_s": cold, "warm_s": warm}),
     );
     gpu_peak = gpu_peak.max(gpu_reserved_mib(&device).unwrap_or(0.0));
@@ -264,14 +278,15 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
     };
     let cold = phase(args.decode)?;
     let warm = phase(args.decode)?;
-    report.insert(
-        "decode".into(),
+    record(
+        &mut report,
+        "decode",
         serde_json::json!({"context": args.seq, "steps": args.decode, "cold_s": cold, "warm_s": warm,
                            "tokens_per_s": args.decode as f64 / warm}),
     );
     gpu_peak = gpu_peak.max(gpu_reserved_mib(&device).unwrap_or(0.0));
-    report.insert("gpu_reserved_peak_mib".into(), gpu_peak.into());
-    report.insert("host_end".into(), host_memory());
+    record(&mut report, "gpu_reserved_peak_mib", gpu_peak.into());
+    record(&mut report, "host_end", host_memory());
     Ok(serde_json::Value::Object(report))
 }
 

@@ -38,8 +38,8 @@ use crate::processor::{
 };
 use crate::projector::Projector;
 use crate::text::{Projection, Qwen2ForCausalLM};
-use burn::nn::Linear;
 use crate::vision::SiglipVisionTower;
+use burn::nn::Linear;
 
 /// `BasicImageEncoder`'s `end_tokens` (`llava/model/encoders/image/basic.py`).
 pub const IMAGE_END_TOKENS: &str = "\n";

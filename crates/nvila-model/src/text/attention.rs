@@ -65,7 +65,6 @@ impl Qwen2Attention {
             head_dim: config.head_dim,
         })
     }
-
 }
 
 impl<P: Projection> Qwen2Attention<P> {

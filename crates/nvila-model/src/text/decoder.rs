@@ -42,7 +42,6 @@ impl Qwen2DecoderLayer {
             )?,
         })
     }
-
 }
 
 impl<P: Projection> Qwen2DecoderLayer<P> {
@@ -54,7 +53,9 @@ impl<P: Projection> Qwen2DecoderLayer<P> {
         f: &mut impl FnMut(&str, P) -> Result<Q, E>,
     ) -> Result<Qwen2DecoderLayer<Q>, E> {
         Ok(Qwen2DecoderLayer {
-            self_attn: self.self_attn.map_projections(&format!("{prefix}.self_attn"), f)?,
+            self_attn: self
+                .self_attn
+                .map_projections(&format!("{prefix}.self_attn"), f)?,
             mlp: self.mlp.map_projections(&format!("{prefix}.mlp"), f)?,
             input_layernorm: self.input_layernorm,
             post_attention_layernorm: self.post_attention_layernorm,

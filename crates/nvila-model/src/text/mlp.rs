@@ -29,7 +29,6 @@ impl Qwen2Mlp {
             down_proj: w.linear("down_proj", intermediate, hidden, false)?,
         })
     }
-
 }
 
 impl<P: Projection> Qwen2Mlp<P> {

@@ -49,7 +49,6 @@ impl Qwen2Model {
             rotary_emb: RotaryEmbedding::new(config.head_dim, config.rope_theta),
         })
     }
-
 }
 
 impl<P: Projection> Qwen2Model<P> {
@@ -188,7 +187,6 @@ impl Qwen2ForCausalLM {
         w.finish(|key| tied && key == "lm_head.weight")?;
         Ok(model)
     }
-
 }
 
 impl<P: Projection> Qwen2ForCausalLM<P> {

@@ -5,12 +5,12 @@
 //! which hands every projection over with its HF module path (`model.layers.0.self_attn.q_proj`),
 //! the name PEFT's `target_modules` match against. This crate knows nothing of any adapter.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleDisplay};
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 
 /// A linear map of the last axis, usable as a decoder projection.
-pub trait Projection: Module {
+pub trait Projection: Module + ModuleDisplay {
     /// # Shapes
     ///
     /// - x: `[batch, seq, d_in]`
