@@ -88,7 +88,8 @@ impl LoraLinearConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), LoraError> {
+    /// Checks `r > 0`, a finite alpha and a dropout in `[0, 1)`.
+    pub fn validate(&self) -> Result<(), LoraError> {
         if self.r == 0 {
             return Err(LoraError::InvalidConfig(
                 "`r` should be a positive integer value but the value passed is 0".into(),

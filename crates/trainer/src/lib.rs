@@ -1,6 +1,7 @@
 //! LoRA fine-tuning of NVILA-Lite with HF / VILA semantics. The only crate (with `infer-cli`)
 //! that wires `nvila-model`, `lora` and `registry` together.
 
+pub mod adapter;
 pub mod checkpoint;
 pub mod clip;
 pub mod config;
@@ -8,6 +9,7 @@ pub mod data;
 pub mod metrics;
 pub mod optim;
 pub mod plot;
+pub mod run;
 pub mod schedule;
 pub mod state;
 pub mod step;

@@ -22,8 +22,8 @@
 //! VILA's patched `compute_loss` (nvila.md §3.4): a token mean over the global batch.
 
 use burn::module::Module;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::Gradients;
+use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, DType, IndexingUpdateOp, Int, Tensor, TensorData};
 use nvila_model::ModelError;
 use nvila_model::text::attention::attention_mask;
@@ -109,7 +109,10 @@ pub fn forward_backward<P: Projection>(
     let dtype = x0.dtype();
     let positions = sequential_positions(b, 0, s, &device);
     let (cos, sin) = inner.model.rotary_emb.cos_sin(positions, dtype);
-    let padding = batch.key_padding.clone().map(|p| p.inner().to_device(&device));
+    let padding = batch
+        .key_padding
+        .clone()
+        .map(|p| p.inner().to_device(&device));
     let mask = attention_mask(b, s, 0, s, padding, &device)?;
     let mut inputs = Vec::with_capacity(inner.model.layers.len());
     let mut x = x0;
@@ -186,10 +189,7 @@ mod tests {
     fn supervised_rows_shift_labels_by_one_within_each_row() {
         // Row 0 supervises labels at t = 2, 3 (predicted from 1, 2); row 1 at t = 1.
         let labels = [-100, -100, 7, 8, -100, 5, -100, -100];
-        assert_eq!(
-            supervised_rows(&labels, 2, 4),
-            vec![(1, 7), (2, 8), (4, 5)]
-        );
+        assert_eq!(supervised_rows(&labels, 2, 4), vec![(1, 7), (2, 8), (4, 5)]);
         // A label at position 0 has no predicting position.
         assert!(supervised_rows(&[3, -100], 1, 2).is_empty());
     }

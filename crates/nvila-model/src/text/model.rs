@@ -190,6 +190,28 @@ impl Qwen2ForCausalLM {
 }
 
 impl<P: Projection> Qwen2ForCausalLM<P> {
+    /// Every decoder projection with its HF module path inside the LLM, in layer order
+    /// (`model.layers.0.self_attn.q_proj`, …, `model.layers.0.mlp.down_proj`, `model.layers.1…`):
+    /// the paths [`Self::map_projections`] hands over.
+    pub fn projections(&self) -> Vec<(String, &P)> {
+        let mut out = Vec::with_capacity(self.model.layers.len() * 7);
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            let (attn, mlp) = (&layer.self_attn, &layer.mlp);
+            for (name, p) in [
+                ("self_attn.q_proj", &attn.q_proj),
+                ("self_attn.k_proj", &attn.k_proj),
+                ("self_attn.v_proj", &attn.v_proj),
+                ("self_attn.o_proj", &attn.o_proj),
+                ("mlp.gate_proj", &mlp.gate_proj),
+                ("mlp.up_proj", &mlp.up_proj),
+                ("mlp.down_proj", &mlp.down_proj),
+            ] {
+                out.push((format!("model.layers.{i}.{name}"), p));
+            }
+        }
+        out
+    }
+
     /// Replaces each decoder projection by `f(path, projection)`; `path` is the HF module path
     /// inside the LLM (`model.layers.0.self_attn.q_proj`, `model.layers.27.mlp.down_proj`).
     /// `lm_head` is not a decoder projection and is kept (VILA never adapts it).

@@ -1,0 +1,660 @@
+//! The training run: HF `Trainer` + VILA semantics on one device (rank 0 of world 1; the data
+//! side already shards by rank for the two-GPU issue).
+//!
+//! Per optimizer step: the loader hands the step's micro-batches (VILA's order); each sample is
+//! embedded with its images (frozen vision tower + projector), micro-batches run through
+//! [`crate::step::forward_backward`] with loss scale `1 / num_items_in_batch` (the global batch's
+//! supervised tokens), the adapter gradients accumulate, the global norm is clipped, AdamW steps
+//! with the cosine schedule's lr, and every `save_steps` a checkpoint is written atomically.
+//! Re-running the same command resumes from the newest complete checkpoint; a finished run
+//! (`output_dir/config.json`) is skipped, as VILA's `get_checkpoint_path` does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
+use lora::{ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, PeftAdapter};
+use nvila_model::NvilaModel;
+use nvila_model::processor::ImageAspectRatio as ProcessorAspect;
+use serde::{Deserialize, Serialize};
+
+use crate::adapter::{self, AdapterInit, TrainProjection};
+use crate::checkpoint::{CheckpointFile, CheckpointManager, write_file_atomic};
+use crate::clip::clip_grad_norm;
+use crate::config::{DeviceSpec, ImageAspectRatio, TrainConfig};
+use crate::data::{
+    BatchGeometry, DataCursor, Loader, LoaderOptions, OpenOptions, PrepareOptions, PreparedSample,
+    SamplePreparer, Sampler, TrainingSet,
+};
+use crate::metrics::{METRICS_FILE, MetricsRecord, MetricsWriter, Progress, ProgressMode};
+use crate::optim::{AdamW, DecayGroup, OPTIMIZER_FILE};
+use crate::schedule::{CosineSchedule, HfVersion, max_steps, warmup_steps};
+use crate::state::{LogEntry, TRAINER_STATE_NAME, TrainerState};
+use crate::step::{IGNORE_INDEX, LlmBatch, forward_backward};
+
+/// Rows of the loss head computed at once (`[rows, vocab]` f32 logits per chunk).
+pub const CE_CHUNK_ROWS: usize = 1024;
+/// Data cursor and seeds of a checkpoint.
+pub const RUN_STATE_FILE: &str = "trainer_run_state.json";
+/// The loss curve written at the end.
+pub const LOSS_CURVE_FILE: &str = "loss_curve.png";
+/// HF semantics followed for logged values and step counts.
+pub const HF: HfVersion = HfVersion::V5;
+
+/// Options that are not training parameters.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// First adapter values from this PEFT folder instead of PEFT's random init (a parity run,
+    /// or continuing from another adapter). Ignored when resuming.
+    pub init_adapter: Option<PathBuf>,
+    /// Print the plan and stop.
+    pub dry_run: bool,
+    /// Stop after this many optimizer steps of this process (tests of resume).
+    pub stop_after: Option<u64>,
+    /// Progress display.
+    pub progress: Option<ProgressMode>,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunOutcome {
+    /// `output_dir/config.json` existed: nothing was trained.
+    AlreadyFinished,
+    /// `--dry-run`: the plan.
+    Planned(String),
+    /// Stopped early by `stop_after` at this global step.
+    Stopped(u64),
+    /// Trained to the end; the final adapter is in `output_dir`.
+    Finished {
+        /// Global steps done.
+        steps: u64,
+        /// Loss of each step of this process, in order.
+        losses: Vec<f64>,
+    },
+}
+
+/// What a checkpoint records besides adapter, optimizer and trainer state.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunState {
+    /// Optimizer steps done.
+    pub global_step: u64,
+    /// Where the data continues.
+    pub cursor: DataCursor,
+    /// The run's seed (sampler, padding, dropout streams).
+    pub seed: u64,
+    /// Total steps and warmup of the schedule.
+    pub max_steps: u64,
+    /// Warmup steps of the schedule.
+    pub warmup_steps: u64,
+}
+
+/// A training failure, with what the user needs to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Data.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// Checkpoints.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// Model.
+    #[error(transparent)]
+    Model(#[from] nvila_model::ModelError),
+    /// Adapter.
+    #[error(transparent)]
+    Lora(#[from] lora::LoraError),
+    /// Optimizer.
+    #[error(transparent)]
+    Optim(#[from] crate::optim::OptimError),
+    /// Trainer state.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// Metrics.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    /// Plot.
+    #[error(transparent)]
+    Plot(#[from] crate::plot::PlotError),
+    /// The loss became NaN or infinite.
+    #[error(
+        "loss is {loss} at step {step}: stopping (the last complete checkpoint, if any, is intact; \
+         lower the learning rate or check the data of this step)"
+    )]
+    NonFiniteLoss {
+        /// 1-based step.
+        step: u64,
+        /// The value.
+        loss: f64,
+    },
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn device_of(cfg: &TrainConfig) -> Result<Device, RunError> {
+    match cfg.device.as_slice() {
+        [DeviceSpec::Cpu] => Ok(Device::flex().autodiff()),
+        [DeviceSpec::Cuda(i)] => cuda(*i),
+        more => Err(RunError::Other(format!(
+            "{} devices given: this trainer runs on one device for now (two-GPU training is a \
+             later issue)",
+            more.len()
+        ))),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(i: usize) -> Result<Device, RunError> {
+    Ok(Device::cuda(i).autodiff())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(i: usize) -> Result<Device, RunError> {
+    Err(RunError::Other(format!(
+        "--device cuda:{i}: this trainer was built without the `cuda` feature"
+    )))
+}
+
+fn processor_aspect(cfg: &TrainConfig) -> Result<ProcessorAspect, RunError> {
+    match cfg.image_aspect_ratio {
+        ImageAspectRatio::Dynamic => Ok(ProcessorAspect::Dynamic),
+        ImageAspectRatio::Resize => Ok(ProcessorAspect::Resize),
+        other => Err(RunError::Other(format!(
+            "image_aspect_ratio {other} is not supported (use dynamic or resize)"
+        ))),
+    }
+}
+
+fn check_supported(cfg: &TrainConfig) -> Result<(), RunError> {
+    let refuse = |what: &str| Err(RunError::Other(format!("{what} is not supported yet")));
+    if !cfg.lora_enable {
+        return refuse("training without LoRA (lora_enable false)");
+    }
+    if cfg.lora_vt || cfg.tune_vision_tower {
+        return refuse("training the vision tower (lora_vt / tune_vision_tower)");
+    }
+    if cfg.tune_mm_projector {
+        return refuse("training the projector (tune_mm_projector)");
+    }
+    if !cfg.lora_llm {
+        return refuse("LoRA without lora_llm (there would be nothing to train)");
+    }
+    adapter::check_lora_numbers(cfg.lora_r as usize, cfg.lora_alpha as f64, cfg.lora_dropout)?;
+    Ok(())
+}
+
+/// Splices each sample's images into its embedded tokens and right-pads the micro-batch.
+fn embed_micro_batch(
+    model: &NvilaModel<TrainProjection>,
+    samples: &[PreparedSample],
+) -> Result<LlmBatch, RunError> {
+    let mut rows = Vec::with_capacity(samples.len());
+    for s in samples {
+        let pixels = (s.pixel_values.n_tiles > 0).then_some(&s.pixel_values);
+        let spliced = model.embed_inputs(&s.input_ids, pixels, Some(&s.labels))?;
+        let labels = spliced.labels.unwrap_or_default();
+        rows.push((spliced.embeds.inner(), labels));
+    }
+    let seq = rows.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
+    let b = rows.len();
+    let mut embeds = Vec::with_capacity(b);
+    let mut labels = Vec::with_capacity(b * seq);
+    let mut padding = Vec::with_capacity(b * seq);
+    for (e, l) in rows {
+        let [_, s, h] = e.dims();
+        let pad = seq - s;
+        let e = if pad > 0 {
+            let zeros = Tensor::zeros([1, pad, h], (&e.device(), e.dtype()));
+            Tensor::cat(vec![e, zeros], 1)
+        } else {
+            e
+        };
+        embeds.push(e);
+        labels.extend(l.iter().copied());
+        labels.extend(std::iter::repeat_n(IGNORE_INDEX, pad));
+        padding.extend(std::iter::repeat_n(false, s));
+        padding.extend(std::iter::repeat_n(true, pad));
+    }
+    let embeds = Tensor::cat(embeds, 0);
+    let any_pad = padding.iter().any(|p| *p);
+    let key_padding = any_pad.then(|| {
+        Tensor::<2, Bool>::from_data(TensorData::new(padding, [b, seq]), &embeds.device())
+    });
+    Ok(LlmBatch {
+        embeds,
+        labels,
+        key_padding,
+    })
+}
+
+/// Seed of the dropout stream of (step, micro-batch): the same in a resumed run.
+fn step_seed(seed: u64, step: u64, micro: usize) -> u64 {
+    let mut x = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (micro as u64).rotate_left(32);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Bytes of the files a [`PeftAdapter`] writes, for a checkpoint.
+fn adapter_files(adapter: &PeftAdapter, scratch: &Path) -> Result<Vec<CheckpointFile>, RunError> {
+    let _ = std::fs::remove_dir_all(scratch);
+    adapter.save(scratch)?;
+    let mut files = Vec::new();
+    for name in [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE] {
+        let path = scratch.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            RunError::Other(format!("{}: could not read back: {e}", path.display()))
+        })?;
+        files.push(CheckpointFile::bytes(name, bytes));
+    }
+    let _ = std::fs::remove_dir_all(scratch);
+    Ok(files)
+}
+
+/// The plan `--dry-run` prints, with a memory estimate.
+fn plan_text(
+    cfg: &TrainConfig,
+    set: &TrainingSet,
+    steps: u64,
+    warmup: u64,
+    trainable: usize,
+    model_bytes: u64,
+    llm: &nvila_model::text::Qwen2Config,
+) -> String {
+    // Activations: each layer's saved input, one layer's recompute (projections, MLP, f32
+    // attention scores and probabilities), and one chunk of f32 logits (+ softmax + grad).
+    let (hidden, inter, heads) = (
+        llm.hidden_size as u64,
+        llm.intermediate_size as u64,
+        llm.num_attention_heads as u64,
+    );
+    let layers = llm.num_hidden_layers as u64;
+    let seq = cfg.model_max_length;
+    let b = cfg.per_device_train_batch_size;
+    let bytes_act = cfg.dtype.to_burn().size() as u64;
+    let saved_inputs = layers * b * seq * hidden * bytes_act;
+    let layer_peak =
+        b * seq * (hidden * 12 + inter * 3) * bytes_act + b * heads * seq * seq * 4 * 2;
+    let ce = CE_CHUNK_ROWS.min(seq as usize) as u64 * llm.vocab_size as u64 * 4 * 3;
+    let adapter = trainable as u64 * (4 + 4 + 8);
+    let gpu = model_bytes + saved_inputs + layer_peak + ce + adapter;
+    let gib = |x: u64| x as f64 / (1u64 << 30) as f64;
+    format!(
+        "plan: {}\n  {}\n  global batch {} = {} device(s) × per-device {} × accumulation {}\n  \
+         optimizer steps {steps} (warmup {warmup}), lr {} cosine, weight decay {}, max grad norm {}\n  \
+         trainable parameters {trainable} (LoRA r {} alpha {} on the LLM)\n  \
+         estimated peak GPU memory {:.1} GiB (weights {:.1}, saved layer inputs {:.1}, one layer's \
+         recompute {:.1}, loss chunk {:.1}, adapter + AdamW {:.2}) at {} tokens per sample\n  \
+         estimated peak host memory: weights are memory-mapped (page cache, not anonymous); \
+         {} prefetched micro-batches of decoded tiles",
+        cfg.data_mixture,
+        set.padding(),
+        cfg.global_train_batch_size,
+        cfg.world_size(),
+        cfg.per_device_train_batch_size,
+        cfg.gradient_accumulation_steps,
+        cfg.learning_rate,
+        cfg.weight_decay,
+        cfg.max_grad_norm,
+        cfg.lora_r,
+        cfg.lora_alpha,
+        gib(gpu),
+        gib(model_bytes),
+        gib(saved_inputs),
+        gib(layer_peak),
+        gib(ce),
+        gib(adapter),
+        seq,
+        cfg.gradient_accumulation_steps.max(2),
+    )
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        dir_bytes(&p)
+                    } else if p.extension().is_some_and(|x| x == "safetensors") {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    } else {
+                        0
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Runs (or resumes, or skips) the training `cfg` describes.
+pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunError> {
+    cfg.validate()?;
+    check_supported(cfg)?;
+    let out = cfg.output_dir.clone();
+    let manager = CheckpointManager::new(out.clone(), cfg.save_total_limit);
+    let discovery = manager.discover()?;
+    if discovery.finished {
+        tracing::info!(
+            "{} exists: training already finished; skipping it (as VILA does)",
+            out.join("config.json").display()
+        );
+        return Ok(RunOutcome::AlreadyFinished);
+    }
+    for rejected in &discovery.rejected {
+        tracing::warn!(
+            "checkpoint {} is incomplete or corrupt ({}); falling back to the previous one",
+            rejected.path.display(),
+            rejected.defect
+        );
+    }
+
+    // Data.
+    let world = cfg.world_size() as usize;
+    let geometry = BatchGeometry::new(
+        world,
+        cfg.per_device_train_batch_size as usize,
+        cfg.gradient_accumulation_steps as usize,
+    )?;
+    let set = Arc::new(TrainingSet::open(
+        &cfg.registry,
+        &cfg.data_mixture,
+        &OpenOptions::new(geometry, cfg.seed),
+    )?);
+    tracing::info!("{}", set.padding());
+    let sampler = Sampler::new(&set.sample_lens(), geometry, 0, cfg.seed)?;
+    let gas = cfg.gradient_accumulation_steps;
+    let total = max_steps(
+        sampler.micro_batches_per_epoch(),
+        gas,
+        cfg.num_train_epochs,
+        cfg.max_steps,
+        HF,
+    );
+    let warmup = warmup_steps(cfg.warmup_ratio, total);
+    let schedule = CosineSchedule::new(cfg.learning_rate, warmup, total);
+    let preparer = Arc::new(SamplePreparer::from_checkpoint(
+        &cfg.model_path,
+        &PrepareOptions {
+            model_max_length: Some(cfg.model_max_length as usize),
+            image_aspect_ratio: Some(processor_aspect(cfg)?),
+        },
+    )?);
+
+    // Model and adapters.
+    let device = device_of(cfg)?;
+    let dtype = cfg.dtype.to_burn();
+    let base = NvilaModel::from_checkpoint_with(
+        &cfg.model_path,
+        &device,
+        Some(dtype),
+        Some(preparer.processor().config().clone()),
+    )?;
+    let targets = adapter::default_targets(&base.llm, cfg.lora_llm)?;
+    let adapter_config = adapter::adapter_config(
+        cfg.lora_r as usize,
+        cfg.lora_alpha as f64,
+        cfg.lora_dropout,
+        targets,
+        &cfg.model_path.display().to_string(),
+    );
+    let resume = discovery.resume_from.clone();
+    let init = match (&resume, &opts.init_adapter) {
+        (Some(ckpt), _) => AdapterInit::Saved(PeftAdapter::load(&ckpt.path)?),
+        (None, Some(dir)) => AdapterInit::Saved(PeftAdapter::load(dir)?),
+        (None, None) => AdapterInit::Fresh {
+            config: &adapter_config,
+            seed: cfg.seed,
+        },
+    };
+    let mut model = adapter::attach(base, init)?;
+    let trainable = adapter::trainable_count(&model.llm);
+
+    if opts.dry_run {
+        let text = plan_text(
+            cfg,
+            &set,
+            total,
+            warmup,
+            trainable,
+            dir_bytes(&cfg.model_path),
+            &model.llm.config,
+        );
+        return Ok(RunOutcome::Planned(text));
+    }
+
+    // Optimizer and state, fresh or resumed.
+    let (mut optim, mut state, start) = match &resume {
+        Some(ckpt) => {
+            let optim = AdamW::load(
+                &ckpt.path.join(OPTIMIZER_FILE),
+                cfg.adamw(),
+                &device.clone().without_autodiff(),
+            )?;
+            let state = TrainerState::load(&ckpt.path.join(TRAINER_STATE_NAME))?;
+            tracing::info!(
+                "resuming from {} (step {} of {total})",
+                ckpt.path.display(),
+                state.global_step
+            );
+            let step = state.global_step;
+            (optim, state, step)
+        }
+        None => {
+            let state = TrainerState::new(
+                total,
+                cfg.logging_steps,
+                cfg.save_steps,
+                cfg.num_train_epochs.ceil() as u64,
+                cfg.per_device_train_batch_size,
+            );
+            (AdamW::new(cfg.adamw())?, state, 0)
+        }
+    };
+    std::fs::create_dir_all(&out)
+        .map_err(|e| RunError::Other(format!("{}: {e}", out.display())))?;
+    let mut metrics = MetricsWriter::open(&out.join(METRICS_FILE), start)?;
+    let progress = Progress::new(
+        opts.progress.unwrap_or_else(ProgressMode::detect),
+        total,
+        start,
+        cfg.logging_steps.max(1),
+    );
+    let mut loader = Loader::new(
+        set.clone(),
+        preparer.clone(),
+        &sampler,
+        sampler.cursor_at_step(start),
+        LoaderOptions::new(cfg.dataloader_num_workers as usize, geometry, total),
+    )?;
+
+    let started = Instant::now();
+    let mut tokens_seen = 0u64;
+    let mut losses = Vec::new();
+    let mut step = start;
+    while step < total {
+        if opts.stop_after.is_some_and(|n| step - start >= n) {
+            progress.finish();
+            return Ok(RunOutcome::Stopped(step));
+        }
+        let batch = loader
+            .next_step()
+            .ok_or_else(|| RunError::Other(format!("the data ran out at step {}", step + 1)))??;
+        let n_items = batch.num_supervised_tokens.max(1);
+        let scale = 1.0 / n_items as f32;
+        let mut grads: BTreeMap<String, Tensor<2>> = BTreeMap::new();
+        let mut ce_sum = 0.0;
+        let step_tokens: usize = batch
+            .micro_batches
+            .iter()
+            .flat_map(|m| m.samples.iter())
+            .map(|s| s.expanded_len)
+            .sum();
+        for (micro, mb) in batch.micro_batches.iter().enumerate() {
+            let llm_batch = embed_micro_batch(&model, &mb.samples)?;
+            device.seed(step_seed(cfg.seed, step, micro));
+            let mut collect =
+                |_: usize,
+                 layer: &nvila_model::text::decoder::Qwen2DecoderLayer<TrainProjection>,
+                 g: &mut burn::tensor::Gradients| {
+                    let projections = [
+                        &layer.self_attn.q_proj,
+                        &layer.self_attn.k_proj,
+                        &layer.self_attn.v_proj,
+                        &layer.self_attn.o_proj,
+                        &layer.mlp.gate_proj,
+                        &layer.mlp.up_proj,
+                        &layer.mlp.down_proj,
+                    ];
+                    for p in projections {
+                        if let TrainProjection::Lora(l) = p {
+                            for w in [&l.lora_A.weight, &l.lora_B.weight] {
+                                let id = w.id.to_string();
+                                if let Some(gr) = w.val().grad_remove(g) {
+                                    let gr = gr.cast(DType::F32);
+                                    let sum = match grads.remove(&id) {
+                                        Some(prev) => prev + gr,
+                                        None => gr,
+                                    };
+                                    grads.insert(id, sum);
+                                }
+                            }
+                        }
+                    }
+                };
+            let loss =
+                forward_backward(&model.llm, &llm_batch, scale, CE_CHUNK_ROWS, &mut collect)?;
+            ce_sum += loss.ce_sum;
+        }
+        let loss = ce_sum / n_items as f64;
+        if !loss.is_finite() {
+            return Err(RunError::NonFiniteLoss {
+                step: step + 1,
+                loss,
+            });
+        }
+
+        // Gradients by PEFT key, in the trainables' order.
+        let trainables = adapter::trainables(&model.llm);
+        let ids = id_map(&model.llm);
+        let mut names = Vec::with_capacity(trainables.len());
+        let mut grad_list = Vec::with_capacity(trainables.len());
+        for t in &trainables {
+            let id = ids.get(&t.key).cloned().unwrap_or_default();
+            let g = grads.remove(&id).unwrap_or_else(|| {
+                Tensor::zeros(
+                    t.value.dims(),
+                    (&t.value.device().without_autodiff(), DType::F32),
+                )
+            });
+            names.push(t.key.clone());
+            grad_list.push(g);
+        }
+        let clip = clip_grad_norm(&mut grad_list, cfg.max_grad_norm);
+        let lr = schedule.lr_at(step);
+        let mut new = BTreeMap::new();
+        for ((t, name), g) in trainables.iter().zip(&names).zip(grad_list) {
+            let value =
+                optim.step_param(name, t.value.clone().inner(), g, lr, DecayGroup::Decay)?;
+            new.insert(name.clone(), value);
+        }
+        drop(trainables);
+        model.llm = adapter::update(model.llm, &mut new);
+        step += 1;
+        losses.push(loss);
+        tokens_seen += step_tokens as u64;
+
+        // Logs.
+        let steps_per_epoch = sampler.steps_per_epoch().max(1);
+        let epoch = step as f64 / steps_per_epoch as f64;
+        let logged_lr = schedule.logged_lr(step - 1, HF);
+        state.global_step = step;
+        state.epoch = epoch;
+        state.num_input_tokens_seen += step_tokens as u64;
+        state.log_history.push(LogEntry::train_step(
+            step,
+            epoch,
+            loss,
+            logged_lr,
+            Some(f64::from(clip.total_norm)),
+        ));
+        let elapsed = started.elapsed().as_secs_f64();
+        let record = MetricsRecord {
+            step,
+            epoch,
+            loss,
+            learning_rate: logged_lr,
+            grad_norm: f64::from(clip.total_norm),
+            tokens: step_tokens as u64,
+            tokens_per_s: tokens_seen as f64 / elapsed.max(1e-9),
+            elapsed_s: elapsed,
+        };
+        metrics.append(&record)?;
+        progress.update(&record);
+
+        if cfg.save_steps > 0 && step % cfg.save_steps == 0 {
+            let mut files = adapter_files(
+                &adapter::to_peft(adapter_config.clone(), &model.llm)?,
+                &out.join(".adapter-scratch"),
+            )?;
+            state.set_control_for_save(step >= total);
+            files.push(state.checkpoint_file());
+            files.push(optim.checkpoint_file()?);
+            files.push(CheckpointFile::json(
+                RUN_STATE_FILE,
+                &RunState {
+                    global_step: step,
+                    cursor: sampler.cursor_at_step(step),
+                    seed: cfg.seed,
+                    max_steps: total,
+                    warmup_steps: warmup,
+                },
+            )?);
+            let saved = manager.save(step, files)?;
+            tracing::info!("saved {}", saved.checkpoint.path.display());
+        }
+    }
+    progress.finish();
+
+    // Final adapter in output_dir, then the trainer state, the curve, and last the marker.
+    let final_adapter = adapter::to_peft(adapter_config, &model.llm)?;
+    final_adapter.save(&out)?;
+    state.save(&out.join(TRAINER_STATE_NAME))?;
+    let points: Vec<(u64, f64)> = state
+        .log_history
+        .iter()
+        .filter_map(|e| e.loss.map(|l| (e.step, l)))
+        .collect();
+    crate::plot::write_loss_curve(&out.join(LOSS_CURVE_FILE), &points, 800, 480)?;
+    let base_config = std::fs::read(cfg.model_path.join("config.json")).map_err(|e| {
+        RunError::Other(format!(
+            "{}: {e}",
+            cfg.model_path.join("config.json").display()
+        ))
+    })?;
+    write_file_atomic(&out.join("config.json"), &base_config)?;
+    Ok(RunOutcome::Finished {
+        steps: step,
+        losses,
+    })
+}
+
+/// Parameter id (as text) of each trainable by PEFT key.
+fn id_map(llm: &nvila_model::text::Qwen2ForCausalLM<TrainProjection>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (path, p) in llm.projections() {
+        if let TrainProjection::Lora(l) = p {
+            let path = adapter::vila_path(&path);
+            out.insert(lora::lora_a_key(&path), l.lora_A.weight.id.to_string());
+            out.insert(lora::lora_b_key(&path), l.lora_B.weight.id.to_string());
+        }
+    }
+    out
+}
