@@ -35,7 +35,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use atomic::{FailAfter, FileSink, FsSink, SinkFile, write_atomic_with, write_file_atomic};
+pub use atomic::{
+    AbortAfter, FailAfter, FileSink, FsSink, SinkFile, write_atomic_with, write_file_atomic,
+};
 pub use manifest::{Defect, MANIFEST_FORMAT, MANIFEST_NAME, Manifest, ManifestEntry};
 pub use tensors::{
     DecodedTensors, NamedTensor, TensorFileError, decode_safetensors, encode_safetensors,

@@ -34,6 +34,10 @@ struct Cli {
     /// Start the adapters from this PEFT adapter folder instead of PEFT's random init.
     #[arg(long, value_name = "DIR")]
     init_adapter: Option<PathBuf>,
+    /// Test hook: abort the process (as SIGKILL would) after this many bytes of checkpoint
+    /// files, to prove that resuming survives a crash in the middle of a save.
+    #[arg(long, hide = true, value_name = "BYTES")]
+    crash_after_checkpoint_bytes: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +55,9 @@ fn main() -> anyhow::Result<()> {
     let options = RunOptions {
         init_adapter: cli.init_adapter,
         dry_run: cli.dry_run,
+        checkpoint_sink: cli
+            .crash_after_checkpoint_bytes
+            .map(|n| std::sync::Arc::new(trainer::checkpoint::AbortAfter::new(n)) as _),
         ..RunOptions::default()
     };
     match train(&config, &options).context("training failed")? {

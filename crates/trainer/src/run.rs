@@ -21,7 +21,7 @@ use nvila_model::processor::ImageAspectRatio as ProcessorAspect;
 use serde::{Deserialize, Serialize};
 
 use crate::adapter::{self, AdapterInit, TrainProjection};
-use crate::checkpoint::{CheckpointFile, CheckpointManager, write_file_atomic};
+use crate::checkpoint::{CheckpointFile, CheckpointManager, FileSink, write_file_atomic};
 use crate::clip::clip_grad_norm;
 use crate::config::{DeviceSpec, ImageAspectRatio, TrainConfig};
 use crate::data::{
@@ -44,7 +44,7 @@ pub const LOSS_CURVE_FILE: &str = "loss_curve.png";
 pub const HF: HfVersion = HfVersion::V5;
 
 /// Options that are not training parameters.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// First adapter values from this PEFT folder instead of PEFT's random init (a parity run,
     /// or continuing from another adapter). Ignored when resuming.
@@ -55,6 +55,9 @@ pub struct RunOptions {
     pub stop_after: Option<u64>,
     /// Progress display.
     pub progress: Option<ProgressMode>,
+    /// Where checkpoint files are written (default: the file system); tests inject full disks
+    /// ([`crate::checkpoint::FailAfter`]) and crashes ([`crate::checkpoint::AbortAfter`]).
+    pub checkpoint_sink: Option<Arc<dyn FileSink>>,
 }
 
 /// How a run ended.
@@ -339,7 +342,10 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
     cfg.validate()?;
     check_supported(cfg)?;
     let out = cfg.output_dir.clone();
-    let manager = CheckpointManager::new(out.clone(), cfg.save_total_limit);
+    let mut manager = CheckpointManager::new(out.clone(), cfg.save_total_limit);
+    if let Some(sink) = &opts.checkpoint_sink {
+        manager = manager.with_sink(sink.clone());
+    }
     let discovery = manager.discover()?;
     if discovery.finished {
         tracing::info!(

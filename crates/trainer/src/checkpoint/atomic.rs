@@ -144,6 +144,64 @@ impl FailAfter {
     }
 }
 
+/// A crash-injecting [`FileSink`]: real files, but once `budget` bytes have been written
+/// through it the process aborts (no unwinding, no cleanup: what SIGKILL or a power cut leaves
+/// behind). For the resume tests, through the trainer binary's hidden
+/// `--crash-after-checkpoint-bytes`.
+#[derive(Debug, Clone)]
+pub struct AbortAfter {
+    budget: Arc<AtomicU64>,
+}
+
+impl AbortAfter {
+    /// Aborts the process after `budget` bytes.
+    pub fn new(budget: u64) -> Self {
+        Self {
+            budget: Arc::new(AtomicU64::new(budget)),
+        }
+    }
+}
+
+struct AbortAfterFile {
+    file: File,
+    sink: AbortAfter,
+}
+
+impl Write for AbortAfterFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.sink.budget.load(Ordering::SeqCst);
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let written = self.file.write(&buf[..n])?;
+        self.sink.budget.fetch_sub(written as u64, Ordering::SeqCst);
+        if written < buf.len() || self.sink.budget.load(Ordering::SeqCst) == 0 {
+            // Push what was written to the file system first, as a killed process's page cache
+            // would be, then die without cleanup.
+            let _ = self.file.flush();
+            std::process::abort();
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl SinkFile for AbortAfterFile {
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+}
+
+impl FileSink for AbortAfter {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn SinkFile>> {
+        Ok(Box::new(AbortAfterFile {
+            file: File::create(path)?,
+            sink: self.clone(),
+        }))
+    }
+}
+
 struct FailAfterFile {
     file: File,
     sink: FailAfter,
