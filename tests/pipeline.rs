@@ -7,8 +7,13 @@ use std::process::Command;
 use serde_json::{Map, Value, json};
 
 fn xtask(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+    // The demo's last step runs the real `infer-cli`; `cargo test --workspace` builds it next
+    // to the xtask binary.
+    let xtask = Path::new(env!("CARGO_BIN_EXE_xtask"));
+    let infer_cli = xtask.with_file_name(format!("infer-cli{}", std::env::consts::EXE_SUFFIX));
+    let out = Command::new(xtask)
         .args(args)
+        .env("XTASK_INFER_CLI", infer_cli)
         .output()
         .expect("run xtask");
     (
@@ -46,6 +51,28 @@ fn demo_builds_a_valid_dataset_and_registry_and_eval_scores_a_perfect_submission
     let out = tmp.path().join("demo");
     let (ok, stdout, stderr) = xtask(&["demo", "--out", out.to_str().unwrap()]);
     assert!(ok, "demo failed:\n{stderr}");
+
+    // LoRA training of the tiny checkpoint wrote checkpoints and a PEFT adapter, and
+    // `infer-cli generate --adapter` answered with it.
+    let run = out.join("run");
+    for name in [
+        "checkpoint-2/adapter_model.safetensors",
+        "checkpoint-4/optimizer.safetensors",
+        "checkpoint-4/trainer_state.json",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "trainer_state.json",
+        "metrics.jsonl",
+        "loss_curve.png",
+        "config.json",
+    ] {
+        assert!(run.join(name).is_file(), "demo run lacks {name}");
+    }
+    let state = read_json(&run.join("trainer_state.json"));
+    assert_eq!(state["global_step"], 4);
+    assert_eq!(state["log_history"].as_array().map(Vec::len), Some(4));
+    assert!(stderr.contains("[7/7] infer-cli generate --adapter"), "{stderr}");
+    assert!(stderr.contains("demo done"), "{stderr}");
 
     // The dataset VILA would load: a list of records whose media all exist.
     let dataset_dir = out.join("data/WTS_dataset");

@@ -1,7 +1,9 @@
 //! `cargo xtask demo`: the main job on the embedded tiny data: synthetic raw tree -> VILA
-//! dataset -> registry YAML -> validation of the mixture -> a caption for the first sample's
-//! image from the tiny random NVILA checkpoint (`fixtures/golden/tiny-nvila`, real HF layout;
-//! its words are random because its weights are). LoRA training joins with issue 4.
+//! dataset -> registry YAML -> validation of the mixture -> a caption from the tiny random NVILA
+//! checkpoint (`fixtures/golden/tiny-nvila`, real HF layout; its words are random because its
+//! weights are) -> LoRA training of that checkpoint on the dataset for a few steps on the CPU
+//! (`target/demo/run/`, with its `checkpoint-N/` folders) -> `infer-cli generate --adapter` with
+//! the new adapter.
 
 use std::path::PathBuf;
 
@@ -22,11 +24,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let out = &args.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
 
-    eprintln!("[1/5] fixtures: synthetic WTS + BDD_PC_5K tree");
+    eprintln!("[1/7] fixtures: synthetic WTS + BDD_PC_5K tree");
     let raw = out.join("raw");
     let synth = crate::fixtures::write(&raw)?;
 
-    eprintln!("[2/5] dataset: raw tree -> VILA format");
+    eprintln!("[2/7] dataset: raw tree -> VILA format");
     let dataset_args = crate::dataset::Args {
         wts: Some(synth.wts_root.clone()),
         bdd: Some(synth.bdd_root.clone()),
@@ -54,28 +56,50 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         report.dataset_json.display()
     );
 
-    eprintln!("[3/5] register: {NAME} in the registry YAML");
+    eprintln!("[3/7] register: {NAME} in the registry YAML");
     let registry = out.join("registry").join("default.yaml");
     crate::register::register(&registry, NAME, &report.dataset_json, None)?;
 
-    eprintln!("[4/5] validate: DATA_MIXTURE={NAME}");
+    eprintln!("[4/7] validate: DATA_MIXTURE={NAME}");
     let validation = crate::register::validate(std::slice::from_ref(&registry), NAME, None)?;
     println!("{}", serde_json::to_string_pretty(&validation)?);
 
-    eprintln!("[5/5] generate: a caption from the tiny NVILA checkpoint");
+    eprintln!("[5/7] generate: a caption from the tiny NVILA checkpoint");
     let (image, prompt) = first_sample(&report.dataset_json)?;
     let caption = crate::caption::caption(&crate::caption::tiny_checkpoint(), &image, &prompt, 24)?;
     eprintln!(
         "      prompt: {prompt:?}\n      image:  {}\n      answer: {caption:?}",
         image.display()
     );
+    eprintln!("[6/7] train: LoRA on the LLM, {TRAIN_STEPS} steps on the CPU");
+    let run_dir = out.join("run");
+    crate::train::train_demo(
+        &crate::caption::tiny_checkpoint(),
+        &registry,
+        NAME,
+        &run_dir,
+        TRAIN_STEPS,
+    )?;
+
+    eprintln!("[7/7] infer-cli generate --adapter {}", run_dir.display());
+    let answer = crate::train::generate_with_adapter(
+        &crate::caption::tiny_checkpoint(),
+        &run_dir,
+        &image,
+        &prompt,
+    )?;
+    eprintln!("      answer: {answer:?}");
     eprintln!(
-        "demo done: dataset {}, registry {}",
+        "demo done: dataset {}, registry {}, adapter {}",
         report.dataset_json.display(),
-        registry.display()
+        registry.display(),
+        run_dir.display()
     );
     Ok(())
 }
+
+/// Optimizer steps of the demo's training run.
+const TRAIN_STEPS: u64 = 4;
 
 /// The first record's image and its prompt (without the `<image>` tag).
 fn first_sample(dataset_json: &std::path::Path) -> anyhow::Result<(PathBuf, String)> {

@@ -10,6 +10,7 @@ mod fixtures;
 mod register;
 mod system;
 mod test;
+mod train;
 
 use std::path::{Path, PathBuf};
 

@@ -19,7 +19,8 @@ pub struct Args {
     pub cargo_args: Vec<String>,
 }
 
-fn cargo(args: &[&str]) -> anyhow::Result<()> {
+/// Runs `cargo ARGS` in the workspace root, failing on a non-zero exit.
+pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
     cmd.args(args).current_dir(crate::project_root());

@@ -4,15 +4,22 @@
 //! ```text
 //! infer-cli generate --model DIR --image a.jpg --prompt "Describe the image." [--json]
 //! infer-cli score    --model DIR --image a.jpg --prompt "Describe the image." --response "A cat."
+//! infer-cli generate --model DIR --adapter RUN_DIR --image a.jpg --prompt "Describe the image."
 //! ```
 //!
 //! - `generate` follows VILA's inference path (`generate_content`) and prints the answer as it
 //!   is generated, or one JSON object with `--json`.
 //! - `score` follows VILA's training path and prints one JSON object with the per-token log
 //!   probabilities of the response.
+//! - `--adapter DIR` (both commands) loads a PEFT LoRA adapter folder (`adapter_config.json` +
+//!   `adapter_model.safetensors`, optionally `non_lora_trainables.safetensors` / `.bin` with
+//!   projector weights) and merges it into the LLM's weights at load, `W + (α/r)·BA`, which is
+//!   what PEFT's `merge_and_unload` serves; see [`adapter`].
 //!
 //! Exit status: 0 on success, 1 on a runtime error (message on stderr naming the file or
 //! argument), 2 on a command-line usage error.
+
+mod adapter;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,7 +35,25 @@ use nvila_model::generate::GenerateOptions;
 use nvila_model::processor::{ImageAspectRatio, load_image};
 use serde_json::json;
 
-const GENERATE_ABOUT: &str = "\
+use crate::adapter::Adapter;
+
+/// The `--adapter` paragraph of both commands' long help.
+macro_rules! adapter_help {
+    () => {
+        "With --adapter DIR, a PEFT LoRA adapter folder (adapter_config.json + \
+adapter_model.safetensors, as PEFT's save_pretrained or the trainer writes it; a run's output \
+folder or one of its checkpoint-N/ folders) is merged into the LLM's weights at load: each \
+adapted projection becomes W + (alpha/r)*B*A (alpha/sqrt(r) with rsLoRA), what PEFT's \
+merge_and_unload serves, so the adapter costs nothing per token. Projector weights in \
+non_lora_trainables.safetensors (or VILA's non_lora_trainables.bin, read without executing the \
+pickle) beside it replace the checkpoint's. LoRA on the vision tower or the projector, DoRA, \
+modules_to_save, and factors that do not fit the model are refused; a base_model_name_or_path \
+naming another model only warns."
+    };
+}
+
+const GENERATE_ABOUT: &str = concat!(
+    "\
 Answer a prompt about images, streaming the answer to stdout.
 
 Follows VILA's inference path (`LlavaMetaForCausalLM.generate_content`): one image is tiled \
@@ -38,9 +63,14 @@ the generation prompt; generation stops at <|im_end|> or eos, and the answer is 
 special tokens and stripped of surrounding whitespace.
 
 Images go where the prompt has `<image>` tags (one tag per image), or all before the text when \
-the prompt has none.";
+the prompt has none.
 
-const SCORE_ABOUT: &str = "\
+",
+    adapter_help!()
+);
+
+const SCORE_ABOUT: &str = concat!(
+    "\
 Score a response: log probabilities of its tokens given the prompt and images.
 
 Follows VILA's training path (the dataset + collator preprocessing) with the checkpoint's \
@@ -49,7 +79,12 @@ also when there are several (unlike `generate`, which follows the inference path
 `resize` each image is resized to one tile. The scored tokens are those the training labels \
 keep (the response and its closing <|im_end|>).
 
-Prints one JSON object: {\"token_ids\": [...], \"logprobs\": [...], \"sum_logprob\": x}.";
+",
+    adapter_help!(),
+    "
+
+Prints one JSON object: {\"token_ids\": [...], \"logprobs\": [...], \"sum_logprob\": x}."
+);
 
 /// NVILA-Lite inference: `generate` (VILA's inference path) and `score` (VILA's training path).
 #[derive(Parser, Debug)]
@@ -77,7 +112,8 @@ struct ModelArgs {
     /// Checkpoint folder (top-level config.json with llm/, vision_tower/, mm_projector/).
     #[arg(long, value_name = "DIR")]
     model: PathBuf,
-    /// LoRA adapter folder. Not supported yet (issue 4): giving it is an error.
+    /// PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors), merged into
+    /// the LLM's weights at load (W + (alpha/r)*B*A, as PEFT's merge_and_unload).
     #[arg(long, value_name = "DIR")]
     adapter: Option<PathBuf>,
     /// Image files (PNG or JPEG), in prompt order; repeat the flag or list several paths.
@@ -190,15 +226,9 @@ fn cuda_device(index: usize) -> Result<Device, String> {
     ))
 }
 
-/// Checks the arguments, reads the images (before the slow model load, so a bad path fails
-/// fast) and loads the model.
+/// Checks the arguments, reads the adapter and the images (before the slow model load, so a bad
+/// path fails fast), loads the model and merges the adapter into it.
 fn load(args: &ModelArgs) -> anyhow::Result<(NvilaModel, Vec<RgbImage>)> {
-    if let Some(adapter) = &args.adapter {
-        bail!(
-            "--adapter {}: LoRA adapters are not supported yet (issue 4)",
-            adapter.display()
-        );
-    }
     if !args.model.is_dir() {
         bail!(
             "--model {}: not a directory (expected a checkpoint folder with config.json, llm/, \
@@ -206,6 +236,17 @@ fn load(args: &ModelArgs) -> anyhow::Result<(NvilaModel, Vec<RgbImage>)> {
             args.model.display()
         );
     }
+    let adapter = match &args.adapter {
+        Some(dir) => {
+            let mut adapter = Adapter::read(dir)?;
+            adapter.check_base_model(&args.model);
+            for warning in &adapter.warnings {
+                eprintln!("infer-cli: warning: {warning}");
+            }
+            Some(adapter)
+        }
+        None => None,
+    };
     let images = args
         .images
         .iter()
@@ -218,6 +259,10 @@ fn load(args: &ModelArgs) -> anyhow::Result<(NvilaModel, Vec<RgbImage>)> {
                 args.model.display()
             )
         })?;
+    let model = match adapter {
+        Some(adapter) => adapter.apply(model)?,
+        None => model,
+    };
     Ok((model, images))
 }
 

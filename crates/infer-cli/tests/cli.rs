@@ -205,6 +205,14 @@ fn help_states_which_vila_path_each_command_follows() {
     let s = ok(&["score", "--help"]);
     assert!(s.contains("training path"), "{s}");
     assert!(s.contains("every image is tiled"), "{s}");
+    for help in [&g, &s] {
+        assert!(help.contains("--adapter"), "{help}");
+        assert!(
+            help.contains("merged into the LLM's weights at load"),
+            "{help}"
+        );
+        assert!(help.contains("merge_and_unload"), "{help}");
+    }
     let top = ok(&["--help"]);
     assert!(top.contains("generate") && top.contains("score"), "{top}");
 }
@@ -262,13 +270,13 @@ fn bad_device_and_unsupported_options_are_rejected() {
     }
     let err = fails(&generate_args(&model, &img, &["--dtype", "f16"]));
     assert!(err.contains("--dtype"), "{err}");
-    let err = fails(&generate_args(
-        &model,
-        &img,
-        &["--adapter", "/tmp/some-lora"],
-    ));
+    let missing = repo()
+        .join("fixtures/golden/no-such-adapter")
+        .display()
+        .to_string();
+    let err = fails(&generate_args(&model, &img, &["--adapter", &missing]));
     assert!(
-        err.contains("LoRA adapters are not supported yet (issue 4)") && err.contains("--adapter"),
+        err.contains("--adapter") && err.contains(&missing) && err.contains("not a directory"),
         "{err}"
     );
     let err = fails(&generate_args(&model, &img, &["--top-p", "2"]));
