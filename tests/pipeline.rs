@@ -71,7 +71,10 @@ fn demo_builds_a_valid_dataset_and_registry_and_eval_scores_a_perfect_submission
     let state = read_json(&run.join("trainer_state.json"));
     assert_eq!(state["global_step"], 4);
     assert_eq!(state["log_history"].as_array().map(Vec::len), Some(4));
-    assert!(stderr.contains("[7/7] infer-cli generate --adapter"), "{stderr}");
+    assert!(
+        stderr.contains("[7/7] infer-cli generate --adapter"),
+        "{stderr}"
+    );
     assert!(stderr.contains("demo done"), "{stderr}");
 
     // The dataset VILA would load: a list of records whose media all exist.

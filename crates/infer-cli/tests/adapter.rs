@@ -750,3 +750,49 @@ fn peft_saved_adapter_gives_pefts_logprobs() {
     let (_, base) = scores(&reference["base"]);
     assert!(max_abs_diff(&with, &base) > 1e-2);
 }
+
+/// PEFT interop the other way: the adapter the Rust trainer wrote in the parity run
+/// (`fixtures/parity/rust_adapter/`, bit-equal to what `tests/parity_peft.rs` trains) loaded
+/// into Python PEFT (`make_parity.py --verify-rust`) gives `peft_score.json`; `infer-cli score
+/// --adapter` on the same folder must give the same log-probs.
+#[test]
+fn rust_saved_adapter_gives_the_logprobs_peft_computes_for_it() {
+    let parity = repo().join("crates/trainer/tests/fixtures/parity");
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(parity.join("score_reference.json")).unwrap(),
+    )
+    .unwrap();
+    let peft: Value = serde_json::from_str(
+        &std::fs::read_to_string(parity.join("rust_adapter/peft_score.json")).unwrap(),
+    )
+    .unwrap();
+    let field = |v: &Value, name: &str| v[name].as_str().unwrap().to_string();
+    let model = repo()
+        .join(field(&reference, "model_path"))
+        .display()
+        .to_string();
+    let img = parity.join(field(&peft, "image")).display().to_string();
+    let adapter = parity.join("rust_adapter").display().to_string();
+    let (prompt, response) = (field(&peft, "prompt"), field(&peft, "response"));
+    let out = ok(&[
+        "score",
+        "--model",
+        &model,
+        "--adapter",
+        &adapter,
+        "--image",
+        &img,
+        "--prompt",
+        &prompt,
+        "--response",
+        &response,
+        "--image-aspect-ratio",
+        "dynamic",
+    ]);
+    let got = json(&out);
+    let (ids, lps) = scores(&got);
+    let (want_ids, want_lps) = scores(&peft);
+    assert_eq!(ids, want_ids);
+    let diff = max_abs_diff(&lps, &want_lps);
+    assert!(diff <= 1e-4, "log-probs differ from PEFT's by {diff}");
+}

@@ -163,6 +163,13 @@ fn ten_steps_match_pytorch_peft() {
         worst_adapter = worst_adapter.max(r);
         assert!(r <= 1e-3, "{name}: max rel {r}");
     }
+    // The adapter file is the one committed as `rust_adapter/`, which Python PEFT loaded
+    // (`make_parity.py --verify-rust`) to make the reference of infer-cli's interop test.
+    let bytes = |d: PathBuf| std::fs::read(d.join("adapter_model.safetensors")).unwrap();
+    assert!(
+        bytes(out.path().join("run")) == bytes(fixtures().join("rust_adapter")),
+        "the trained adapter differs from the committed rust_adapter/"
+    );
     eprintln!(
         "parity vs PyTorch+PEFT over {steps} steps: loss ≤ {worst_loss:.2e}, grad norm ≤ \
          {worst_norm:.2e}, final adapter ≤ {worst_adapter:.2e} (relative)"
