@@ -59,6 +59,8 @@ fn demo_builds_a_valid_dataset_and_registry_and_eval_scores_a_perfect_submission
         "checkpoint-2/adapter_model.safetensors",
         "checkpoint-4/optimizer.safetensors",
         "checkpoint-4/trainer_state.json",
+        "checkpoint-4/config.json",
+        "checkpoint-4/scheduler.json",
         "adapter_config.json",
         "adapter_model.safetensors",
         "trainer_state.json",

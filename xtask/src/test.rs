@@ -38,7 +38,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     test.extend(args.cargo_args.iter().map(String::as_str));
     cargo(&test)?;
     if !args.no_cuda_check {
-        cargo(&["check", "--package", "gpu-check", "--features", "cuda"])?;
+        // One invocation, so every CUDA crate resolves the same feature set (one cubecl build).
+        cargo(&[
+            "check",
+            "--package",
+            "gpu-check",
+            "--package",
+            "nvila-model",
+            "--package",
+            "trainer",
+            "--package",
+            "infer-cli",
+            "--features",
+            "cuda",
+        ])?;
     }
     Ok(())
 }

@@ -38,6 +38,9 @@ use crate::step::{IGNORE_INDEX, LlmBatch, forward_backward};
 pub const CE_CHUNK_ROWS: usize = 1024;
 /// Data cursor and seeds of a checkpoint.
 pub const RUN_STATE_FILE: &str = "trainer_run_state.json";
+/// The schedule's state in a checkpoint (HF writes `scheduler.pt`; the schedule is a pure
+/// function of the step, recorded here so a resumed run can be checked against it).
+pub const SCHEDULER_FILE: &str = "scheduler.json";
 /// The loss curve written at the end.
 pub const LOSS_CURVE_FILE: &str = "loss_curve.png";
 /// HF semantics followed for logged values and step counts.
@@ -481,6 +484,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
         LoaderOptions::new(cfg.dataloader_num_workers as usize, geometry, total),
     )?;
 
+    let base_config_path = cfg.model_path.join("config.json");
+    let base_config = std::fs::read(&base_config_path)
+        .map_err(|e| RunError::Other(format!("{}: {e}", base_config_path.display())))?;
     let started = Instant::now();
     let mut tokens_seen = 0u64;
     let mut losses = Vec::new();
@@ -613,6 +619,19 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
             state.set_control_for_save(step >= total);
             files.push(state.checkpoint_file());
             files.push(optim.checkpoint_file()?);
+            // VILA's `save_model` writes the LLaVA config.json beside the adapter.
+            files.push(CheckpointFile::bytes("config.json", base_config.clone()));
+            files.push(CheckpointFile::json(
+                SCHEDULER_FILE,
+                &serde_json::json!({
+                    "type": "cosine_with_warmup",
+                    "base_lr": cfg.learning_rate,
+                    "warmup_steps": warmup,
+                    "total_steps": total,
+                    "last_step": step,
+                    "next_lr": schedule.lr_at(step),
+                }),
+            )?);
             files.push(CheckpointFile::json(
                 RUN_STATE_FILE,
                 &RunState {
@@ -639,12 +658,6 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
         .filter_map(|e| e.loss.map(|l| (e.step, l)))
         .collect();
     crate::plot::write_loss_curve(&out.join(LOSS_CURVE_FILE), &points, 800, 480)?;
-    let base_config = std::fs::read(cfg.model_path.join("config.json")).map_err(|e| {
-        RunError::Other(format!(
-            "{}: {e}",
-            cfg.model_path.join("config.json").display()
-        ))
-    })?;
     write_file_atomic(&out.join("config.json"), &base_config)?;
     Ok(RunOutcome::Finished {
         steps: step,
