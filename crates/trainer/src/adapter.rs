@@ -22,6 +22,8 @@ use nvila_model::text::{Projection, Qwen2ForCausalLM};
 pub const LLM_PREFIX: &str = "llm.";
 
 /// A decoder projection during training: frozen, or with a LoRA adapter.
+// Inline variants: burn's `Module` derive has no `Box<M>` module; there are only 7 per layer.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum TrainProjection {
     /// Not targeted: the base layer, no gradients.
@@ -70,7 +72,7 @@ pub enum AdapterInit<'a> {
         seed: u64,
     },
     /// An adapter folder (PEFT's format): a resumed run's checkpoint, or PEFT-made weights.
-    Saved(PeftAdapter),
+    Saved(Box<PeftAdapter>),
 }
 
 /// Puts adapters on the projections `init` targets; the rest stay frozen. Every other
@@ -99,7 +101,8 @@ pub fn attach(
             })?;
             Ok(model)
         }
-        AdapterInit::Saved(mut adapter) => {
+        AdapterInit::Saved(adapter) => {
+            let mut adapter = *adapter;
             let selector = lora::TargetSelector::from_config(&adapter.config)?;
             let model = model.map_llm_projections(|path, base| {
                 let path = vila_path(path);

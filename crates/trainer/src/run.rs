@@ -416,8 +416,8 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
     );
     let resume = discovery.resume_from.clone();
     let init = match (&resume, &opts.init_adapter) {
-        (Some(ckpt), _) => AdapterInit::Saved(PeftAdapter::load(&ckpt.path)?),
-        (None, Some(dir)) => AdapterInit::Saved(PeftAdapter::load(dir)?),
+        (Some(ckpt), _) => AdapterInit::Saved(Box::new(PeftAdapter::load(&ckpt.path)?)),
+        (None, Some(dir)) => AdapterInit::Saved(Box::new(PeftAdapter::load(dir)?)),
         (None, None) => AdapterInit::Fresh {
             config: &adapter_config,
             seed: cfg.seed,
