@@ -511,7 +511,6 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
             .sum();
         for (micro, mb) in batch.micro_batches.iter().enumerate() {
             let llm_batch = embed_micro_batch(&model, &mb.samples)?;
-            device.seed(step_seed(cfg.seed, step, micro));
             let mut collect =
                 |_: usize,
                  layer: &nvila_model::text::decoder::Qwen2DecoderLayer<TrainProjection>,
@@ -541,8 +540,14 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
                         }
                     }
                 };
-            let loss =
-                forward_backward(&model.llm, &llm_batch, scale, CE_CHUNK_ROWS, &mut collect)?;
+            let loss = forward_backward(
+                &model.llm,
+                &llm_batch,
+                scale,
+                CE_CHUNK_ROWS,
+                step_seed(cfg.seed, step, micro),
+                &mut collect,
+            )?;
             ce_sum += loss.ce_sum;
         }
         let loss = ce_sum / n_items as f64;

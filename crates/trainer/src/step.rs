@@ -21,7 +21,6 @@
 //! the supervised tokens of the whole **global** batch (all accumulation steps and ranks), as
 //! VILA's patched `compute_loss` (nvila.md §3.4): a token mean over the global batch.
 
-use burn::module::Module;
 use burn::tensor::Gradients;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, DType, IndexingUpdateOp, Int, Tensor, TensorData};
@@ -71,8 +70,17 @@ pub fn supervised_rows(labels: &[i64], batch: usize, seq: usize) -> Vec<(usize, 
     rows
 }
 
+/// Seed of layer `layer`'s dropout stream within a micro-batch whose stream is `seed`.
+pub fn layer_seed(seed: u64, layer: usize) -> u64 {
+    let mut x = seed ^ (layer as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
 /// Runs `batch` forward and backward through `llm` (on an autodiff device, its trainable
-/// parameters requiring grad), scaling the loss by `loss_scale` (`1 / num_items_in_batch`).
+/// parameters requiring grad), scaling the loss by `loss_scale` (`1 / num_items_in_batch`);
+/// `seed` names the micro-batch's dropout streams.
 /// After layer `i`'s backward, `collect(i, layer, grads)` takes that layer's parameter
 /// gradients out of `grads` (e.g. with `param.val().grad_remove(grads)`).
 ///
@@ -85,6 +93,7 @@ pub fn forward_backward<P: Projection>(
     batch: &LlmBatch,
     loss_scale: f32,
     chunk_rows: usize,
+    seed: u64,
     collect: &mut dyn FnMut(usize, &Qwen2DecoderLayer<P>, &mut Gradients),
 ) -> Result<MicroBatchLoss, ModelError> {
     let [b, s, h] = batch.embeds.dims();
@@ -103,24 +112,38 @@ pub fn forward_backward<P: Projection>(
     }
 
     // 1. Forward without a graph, keeping each layer's input.
-    let inner = llm.valid();
-    let device = inner.model.norm.weight.val().device();
+    // The first pass runs the training model (so LoRA dropout is active, as in the recompute)
+    // but detaches each layer's output, so no layer's graph outlives its own call. Each layer
+    // draws its dropout masks from a stream seeded from (`seed`, layer) in both passes, so the
+    // recompute sees exactly the masks of the first pass (torch's checkpoint does the same by
+    // saving and restoring the RNG state, `preserve_rng_state=True`).
+    let ad_device = llm.model.norm.weight.val().device();
+    let device = ad_device.clone().without_autodiff();
     let x0 = batch.embeds.clone().inner().to_device(&device);
     let dtype = x0.dtype();
     let positions = sequential_positions(b, 0, s, &device);
-    let (cos, sin) = inner.model.rotary_emb.cos_sin(positions, dtype);
+    let (cos, sin) = llm.model.rotary_emb.cos_sin(positions, dtype);
     let padding = batch
         .key_padding
         .clone()
         .map(|p| p.inner().to_device(&device));
     let mask = attention_mask(b, s, 0, s, padding, &device)?;
-    let mut inputs = Vec::with_capacity(inner.model.layers.len());
+    let (cos_ad, sin_ad) = (cos.autodiff(), sin.autodiff());
+    let mask_ad = mask.map(Tensor::autodiff);
+    let mut inputs = Vec::with_capacity(llm.model.layers.len());
     let mut x = x0;
-    for layer in &inner.model.layers {
+    for (i, layer) in llm.model.layers.iter().enumerate() {
         inputs.push(x.clone());
-        x = layer.forward(x, cos.clone(), sin.clone(), mask.clone(), None)?;
+        ad_device.seed(layer_seed(seed, i));
+        let out = layer.forward(
+            x.autodiff(),
+            cos_ad.clone(),
+            sin_ad.clone(),
+            mask_ad.clone(),
+            None,
+        )?;
+        x = out.detach().inner();
     }
-    drop(inner);
 
     // 2. Chunked loss head → ∂loss/∂h_L.
     let flat = x.reshape([b * s, h]);
@@ -156,10 +179,8 @@ pub fn forward_backward<P: Projection>(
         grad = grad.select_assign(0, index, row_grad.cast(dtype), IndexingUpdateOp::Add);
     }
 
-    // 3. Layers in reverse, each recomputed from its saved input.
-    let cos = cos.autodiff();
-    let sin = sin.autodiff();
-    let mask = mask.map(Tensor::autodiff);
+    // 3. Layers in reverse, each recomputed from its saved input with its dropout stream.
+    let (cos, sin, mask) = (cos_ad, sin_ad, mask_ad);
     let mut grad = grad.reshape([b, s, h]);
     for (i, layer) in llm.model.layers.iter().enumerate().rev() {
         let input = inputs
@@ -167,6 +188,7 @@ pub fn forward_backward<P: Projection>(
             .ok_or_else(|| ModelError::Input("layer inputs exhausted".into()))?
             .autodiff()
             .require_grad();
+        ad_device.seed(layer_seed(seed, i));
         let out = layer.forward(input.clone(), cos.clone(), sin.clone(), mask.clone(), None)?;
         let mut grads = (out * grad.autodiff()).sum().backward();
         collect(i, layer, &mut grads);

@@ -1,0 +1,182 @@
+//! `step::forward_backward` (first pass without a kept graph, chunked loss head, each layer
+//! recomputed in reverse) gives the gradients of one ordinary full-graph backward of the same
+//! loss, with LoRA dropout on: the recompute must see the first pass's dropout masks.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{DType, Device, Gradients, Int, Tensor, TensorData};
+use lora::{AdapterConfig, InitLoraWeights, TargetModules};
+use nvila_model::NvilaModel;
+use nvila_model::text::attention::attention_mask;
+use nvila_model::text::rope::sequential_positions;
+use trainer::adapter::{self, AdapterInit, TrainProjection};
+use trainer::step::{LlmBatch, forward_backward, layer_seed, supervised_rows};
+
+fn tiny() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden/tiny-nvila")
+}
+
+fn lora_ids(
+    layer: &nvila_model::text::decoder::Qwen2DecoderLayer<TrainProjection>,
+) -> Vec<Tensor<2>> {
+    [
+        &layer.self_attn.q_proj,
+        &layer.self_attn.k_proj,
+        &layer.self_attn.v_proj,
+        &layer.self_attn.o_proj,
+        &layer.mlp.gate_proj,
+        &layer.mlp.up_proj,
+        &layer.mlp.down_proj,
+    ]
+    .into_iter()
+    .filter_map(|p| match p {
+        TrainProjection::Lora(l) => Some([l.lora_A.weight.val(), l.lora_B.weight.val()]),
+        TrainProjection::Frozen(_) => None,
+    })
+    .flatten()
+    .collect()
+}
+
+fn values(t: Tensor<2>) -> Vec<f32> {
+    t.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn recompute_with_dropout_equals_a_full_backward() {
+    let device = Device::flex().autodiff();
+    let base = NvilaModel::from_checkpoint(&tiny(), &device, Some(DType::F32)).unwrap();
+    let targets = adapter::default_targets(&base.llm, true).unwrap();
+    let mut config = AdapterConfig::new(4, 8.0, TargetModules::Names(targets));
+    config.lora_dropout = 0.3;
+    // Both factors random, so every factor has a gradient.
+    config.init_lora_weights = InitLoraWeights::Bool(false);
+    let model = adapter::attach(
+        base,
+        AdapterInit::Fresh {
+            config: &config,
+            seed: 7,
+        },
+    )
+    .unwrap();
+    let llm = &model.llm;
+
+    // Two right-padded rows of random embeddings with a few supervised labels each.
+    let (b, s, h) = (2, 9, llm.config.hidden_size);
+    let inner = device.clone().without_autodiff();
+    let embeds = Tensor::<3>::random(
+        [b, s, h],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &inner,
+    );
+    let mut labels = vec![-100i64; b * s];
+    for (i, t) in [(0, 3), (0, 4), (0, 8), (1, 2), (1, 5)] {
+        labels[i * s + t] = (7 * t as i64 + 11 * i as i64) % 500;
+    }
+    let padding = Tensor::<2, burn::tensor::Bool>::from_data(
+        TensorData::new(
+            (0..b * s)
+                .map(|k| k / s == 1 && k % s >= 7)
+                .collect::<Vec<_>>(),
+            [b, s],
+        ),
+        &inner,
+    );
+    let batch = LlmBatch {
+        embeds: embeds.clone(),
+        labels: labels.clone(),
+        key_padding: Some(padding.clone()),
+    };
+    let (scale, seed) = (1.0 / 5.0, 1234);
+
+    // The checkpointed step, chunks of 2 rows.
+    let mut got: Vec<Vec<f32>> = Vec::new();
+    let mut per_layer: Vec<(usize, Vec<Vec<f32>>)> = Vec::new();
+    let mut collect = |i: usize,
+                       layer: &nvila_model::text::decoder::Qwen2DecoderLayer<TrainProjection>,
+                       g: &mut Gradients| {
+        let grads = lora_ids(layer)
+            .into_iter()
+            .map(|p| values(p.grad_remove(g).expect("a LoRA factor without gradient")))
+            .collect();
+        per_layer.push((i, grads));
+    };
+    let loss = forward_backward(llm, &batch, scale, 2, seed, &mut collect).unwrap();
+    per_layer.sort_by_key(|(i, _)| *i);
+    for (_, grads) in per_layer {
+        got.extend(grads);
+    }
+
+    // One ordinary backward through the whole graph, same dropout streams.
+    let positions = sequential_positions(b, 0, s, &inner);
+    let (cos, sin) = llm.model.rotary_emb.cos_sin(positions, DType::F32);
+    let mask = attention_mask(b, s, 0, s, Some(padding), &inner).unwrap();
+    let mut x = embeds.autodiff();
+    for (i, layer) in llm.model.layers.iter().enumerate() {
+        device.seed(layer_seed(seed, i));
+        x = layer
+            .forward(
+                x,
+                cos.clone().autodiff(),
+                sin.clone().autodiff(),
+                mask.clone().map(Tensor::autodiff),
+                None,
+            )
+            .unwrap();
+    }
+    let rows = supervised_rows(&labels, b, s);
+    let index: Vec<i64> = rows.iter().map(|(r, _)| *r as i64).collect();
+    let targets: Vec<i64> = rows.iter().map(|(_, t)| *t).collect();
+    let n = rows.len();
+    let hidden = x.reshape([b * s, h]).select(
+        0,
+        Tensor::<1, Int>::from_data(TensorData::new(index, [n]), &inner).autodiff(),
+    );
+    let logits = llm.logits(llm.model.norm.forward(hidden.reshape([1, n, h])));
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &inner)
+        .reshape([1, n, 1])
+        .autodiff();
+    let ce = log_softmax(logits, 2).gather(2, targets).sum().neg();
+    let ce_value: f32 = ce.clone().inner().try_into_scalar().unwrap();
+    let mut grads = ce.mul_scalar(scale).backward();
+    let mut want: Vec<Vec<f32>> = Vec::new();
+    for layer in &llm.model.layers {
+        for p in lora_ids(layer) {
+            want.push(values(p.grad_remove(&mut grads).unwrap()));
+        }
+    }
+
+    assert_eq!(loss.tokens, n);
+    assert!((loss.ce_sum - f64::from(ce_value)).abs() <= 1e-4 * f64::from(ce_value).abs());
+    assert_eq!(got.len(), want.len());
+    let mut worst = 0f32;
+    for (g, w) in got.iter().zip(&want) {
+        let scale = w.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+        let diff = g.iter().zip(w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        worst = worst.max(diff / scale);
+    }
+    assert!(worst <= 1e-4, "LoRA gradients differ by {worst} (relative)");
+
+    // Dropout is really on: another stream gives other gradients (same layout as `got`).
+    let mut other: Vec<(usize, Vec<Vec<f32>>)> = Vec::new();
+    let mut collect = |i: usize,
+                       layer: &nvila_model::text::decoder::Qwen2DecoderLayer<TrainProjection>,
+                       g: &mut Gradients| {
+        let grads = lora_ids(layer)
+            .into_iter()
+            .map(|p| values(p.grad_remove(g).unwrap()))
+            .collect();
+        other.push((i, grads));
+    };
+    forward_backward(llm, &batch, scale, 2, seed + 1, &mut collect).unwrap();
+    other.sort_by_key(|(i, _)| *i);
+    let other: Vec<Vec<f32>> = other.into_iter().flat_map(|(_, g)| g).collect();
+    assert_eq!(other.len(), got.len());
+    let moved = other.iter().zip(&got).any(|(a, b)| {
+        a.iter()
+            .zip(b)
+            .any(|(x, y)| (x - y).abs() > 1e-6 * y.abs().max(1.0))
+    });
+    assert!(
+        moved,
+        "a different dropout seed changed nothing: is dropout active?"
+    );
+}
