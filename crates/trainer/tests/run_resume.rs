@@ -308,3 +308,33 @@ fn bad_inputs_fail_with_clear_errors() {
     .to_string();
     assert!(err.contains("q_proj"), "{err}");
 }
+
+#[test]
+fn bf16_run_trains_with_finite_losses_and_f32_adapters() {
+    let _turn = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = data(tmp.path());
+    let out = tmp.path().join("bf16");
+    let mut a = args(&registry, &out);
+    for (k, v) in a.iter_mut() {
+        match k.as_str() {
+            "dtype" => *v = "bf16".into(),
+            "max_steps" => *v = "2".into(),
+            _ => {}
+        }
+    }
+    let cfg = TrainConfig::resolve(None, &HashMap::new(), &a).unwrap();
+    let outcome = train(&cfg, &quiet()).unwrap();
+    assert!(matches!(outcome, RunOutcome::Finished { steps: 2, .. }));
+    let l = losses(&out);
+    assert!(
+        l.len() == 2 && l.iter().all(|(_, x)| x.is_finite()),
+        "{l:?}"
+    );
+    // Adapters stay f32 whatever the compute dtype (PEFT saves f32 factors too).
+    let adapter = lora::PeftAdapter::load(&out).unwrap();
+    for factors in adapter.modules.values() {
+        assert_eq!(factors.lora_a.dtype(), burn::tensor::DType::F32);
+        assert_eq!(factors.lora_b.dtype(), burn::tensor::DType::F32);
+    }
+}
