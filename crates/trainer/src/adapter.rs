@@ -6,7 +6,7 @@
 //! adapter files carry PEFT's keys `base_model.model.llm.model.layers.0.self_attn.q_proj.lora_A.weight`
 //! (nvila.md §6).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use burn::module::Module;
 use burn::nn::Linear;
@@ -16,6 +16,7 @@ use lora::{
     TargetModules, find_all_linear_names, lora_a_key, lora_b_key, module_seed,
 };
 use nvila_model::NvilaModel;
+use nvila_model::text::decoder::Qwen2DecoderLayer;
 use nvila_model::text::{Projection, Qwen2ForCausalLM};
 
 /// Prefix of the LLM's modules in VILA's model (`LlavaLlamaModel.llm`).
@@ -138,12 +139,15 @@ pub struct Trainable {
     pub value: Tensor<2>,
 }
 
-/// Every trainable tensor of `llm`, in a fixed order (layer, projection, A then B).
-pub fn trainables(llm: &Qwen2ForCausalLM<TrainProjection>) -> Vec<Trainable> {
+/// The trainable tensors of decoder layer `index`, in a fixed order (projection, A then B).
+pub fn layer_trainables(
+    index: usize,
+    layer: &Qwen2DecoderLayer<TrainProjection>,
+) -> Vec<Trainable> {
     let mut out = Vec::new();
-    for (path, p) in llm.projections() {
+    for (name, p) in layer.projections() {
         if let TrainProjection::Lora(l) = p {
-            let path = vila_path(&path);
+            let path = vila_path(&format!("model.layers.{index}.{name}"));
             out.push(Trainable {
                 key: lora_a_key(&path),
                 value: l.lora_A.weight.val(),
@@ -155,6 +159,14 @@ pub fn trainables(llm: &Qwen2ForCausalLM<TrainProjection>) -> Vec<Trainable> {
         }
     }
     out
+}
+
+/// Every trainable tensor of `llm`, in a fixed order (layer, projection, A then B).
+pub fn trainables(llm: &Qwen2ForCausalLM<TrainProjection>) -> Vec<Trainable> {
+    let layers = llm.model.layers.iter().enumerate();
+    layers
+        .flat_map(|(i, layer)| layer_trainables(i, layer))
+        .collect()
 }
 
 /// Number of trainable scalars.
@@ -213,15 +225,6 @@ pub fn adapter_config(
     config.lora_dropout = lora_dropout;
     config.base_model_name_or_path = Some(base_model.to_string());
     config
-}
-
-/// The targets of a loaded adapter that exist in the model, to report what an adapter covers.
-pub fn targeted_paths(llm: &Qwen2ForCausalLM<TrainProjection>) -> BTreeSet<String> {
-    llm.projections()
-        .into_iter()
-        .filter(|(_, p)| matches!(p, TrainProjection::Lora(_)))
-        .map(|(path, _)| vila_path(&path))
-        .collect()
 }
 
 /// Checks that `LoraLinearConfig` accepts the run's numbers before anything loads.

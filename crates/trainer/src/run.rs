@@ -18,6 +18,7 @@ use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
 use lora::{ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, PeftAdapter};
 use nvila_model::NvilaModel;
 use nvila_model::processor::ImageAspectRatio as ProcessorAspect;
+use nvila_model::text::decoder::Qwen2DecoderLayer;
 use serde::{Deserialize, Serialize};
 
 use crate::adapter::{self, AdapterInit, TrainProjection};
@@ -32,7 +33,7 @@ use crate::metrics::{METRICS_FILE, MetricsRecord, MetricsWriter, Progress, Progr
 use crate::optim::{AdamW, DecayGroup, OPTIMIZER_FILE};
 use crate::schedule::{CosineSchedule, HfVersion, max_steps, warmup_steps};
 use crate::state::{LogEntry, TRAINER_STATE_NAME, TrainerState};
-use crate::step::{IGNORE_INDEX, LlmBatch, forward_backward};
+use crate::step::{IGNORE_INDEX, LlmBatch, forward_backward, mix_seed};
 
 /// Rows of the loss head computed at once (`[rows, vocab]` f32 logits per chunk).
 pub const CE_CHUNK_ROWS: usize = 1024;
@@ -240,10 +241,7 @@ fn embed_micro_batch(
 
 /// Seed of the dropout stream of (step, micro-batch): the same in a resumed run.
 fn step_seed(seed: u64, step: u64, micro: usize) -> u64 {
-    let mut x = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (micro as u64).rotate_left(32);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+    mix_seed(seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (micro as u64).rotate_left(32))
 }
 
 /// Bytes of the files a [`PeftAdapter`] writes, for a checkpoint.
@@ -511,35 +509,21 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
             .sum();
         for (micro, mb) in batch.micro_batches.iter().enumerate() {
             let llm_batch = embed_micro_batch(&model, &mb.samples)?;
-            let mut collect =
-                |_: usize,
-                 layer: &nvila_model::text::decoder::Qwen2DecoderLayer<TrainProjection>,
-                 g: &mut burn::tensor::Gradients| {
-                    let projections = [
-                        &layer.self_attn.q_proj,
-                        &layer.self_attn.k_proj,
-                        &layer.self_attn.v_proj,
-                        &layer.self_attn.o_proj,
-                        &layer.mlp.gate_proj,
-                        &layer.mlp.up_proj,
-                        &layer.mlp.down_proj,
-                    ];
-                    for p in projections {
-                        if let TrainProjection::Lora(l) = p {
-                            for w in [&l.lora_A.weight, &l.lora_B.weight] {
-                                let id = w.id.to_string();
-                                if let Some(gr) = w.val().grad_remove(g) {
-                                    let gr = gr.cast(DType::F32);
-                                    let sum = match grads.remove(&id) {
-                                        Some(prev) => prev + gr,
-                                        None => gr,
-                                    };
-                                    grads.insert(id, sum);
-                                }
-                            }
-                        }
+            // Gradients accumulate by PEFT key over the micro-batches of the step.
+            let mut collect = |i: usize,
+                               layer: &Qwen2DecoderLayer<TrainProjection>,
+                               g: &mut burn::tensor::Gradients| {
+                for t in adapter::layer_trainables(i, layer) {
+                    if let Some(gr) = t.value.grad_remove(g) {
+                        let gr = gr.cast(DType::F32);
+                        let sum = match grads.remove(&t.key) {
+                            Some(prev) => prev + gr,
+                            None => gr,
+                        };
+                        grads.insert(t.key, sum);
                     }
-                };
+                }
+            };
             let loss = forward_backward(
                 &model.llm,
                 &llm_batch,
@@ -560,27 +544,23 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
 
         // Gradients by PEFT key, in the trainables' order.
         let trainables = adapter::trainables(&model.llm);
-        let ids = id_map(&model.llm);
-        let mut names = Vec::with_capacity(trainables.len());
         let mut grad_list = Vec::with_capacity(trainables.len());
         for t in &trainables {
-            let id = ids.get(&t.key).cloned().unwrap_or_default();
-            let g = grads.remove(&id).unwrap_or_else(|| {
+            let g = grads.remove(&t.key).unwrap_or_else(|| {
                 Tensor::zeros(
                     t.value.dims(),
                     (&t.value.device().without_autodiff(), DType::F32),
                 )
             });
-            names.push(t.key.clone());
             grad_list.push(g);
         }
         let clip = clip_grad_norm(&mut grad_list, cfg.max_grad_norm);
         let lr = schedule.lr_at(step);
         let mut new = BTreeMap::new();
-        for ((t, name), g) in trainables.iter().zip(&names).zip(grad_list) {
+        for (t, g) in trainables.iter().zip(grad_list) {
             let value =
-                optim.step_param(name, t.value.clone().inner(), g, lr, DecayGroup::Decay)?;
-            new.insert(name.clone(), value);
+                optim.step_param(&t.key, t.value.clone().inner(), g, lr, DecayGroup::Decay)?;
+            new.insert(t.key.clone(), value);
         }
         drop(trainables);
         model.llm = adapter::update(model.llm, &mut new);
@@ -668,17 +648,4 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
         steps: step,
         losses,
     })
-}
-
-/// Parameter id (as text) of each trainable by PEFT key.
-fn id_map(llm: &nvila_model::text::Qwen2ForCausalLM<TrainProjection>) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (path, p) in llm.projections() {
-        if let TrainProjection::Lora(l) = p {
-            let path = adapter::vila_path(&path);
-            out.insert(lora::lora_a_key(&path), l.lora_A.weight.id.to_string());
-            out.insert(lora::lora_b_key(&path), l.lora_B.weight.id.to_string());
-        }
-    }
-    out
 }

@@ -70,12 +70,16 @@ pub fn supervised_rows(labels: &[i64], batch: usize, seq: usize) -> Vec<(usize, 
     rows
 }
 
-/// Seed of layer `layer`'s dropout stream within a micro-batch whose stream is `seed`.
-pub fn layer_seed(seed: u64, layer: usize) -> u64 {
-    let mut x = seed ^ (layer as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+/// SplitMix64's finalizer: spreads a combined seed over all 64 bits.
+pub fn mix_seed(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
+}
+
+/// Seed of layer `layer`'s dropout stream within a micro-batch whose stream is `seed`.
+pub fn layer_seed(seed: u64, layer: usize) -> u64 {
+    mix_seed(seed ^ (layer as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// Runs `batch` forward and backward through `llm` (on an autodiff device, its trainable

@@ -45,6 +45,21 @@ impl Qwen2DecoderLayer {
 }
 
 impl<P: Projection> Qwen2DecoderLayer<P> {
+    /// The layer's seven projections with their paths inside the layer (`self_attn.q_proj`, …,
+    /// `mlp.down_proj`), in checkpoint order.
+    pub fn projections(&self) -> [(&'static str, &P); 7] {
+        let (attn, mlp) = (&self.self_attn, &self.mlp);
+        [
+            ("self_attn.q_proj", &attn.q_proj),
+            ("self_attn.k_proj", &attn.k_proj),
+            ("self_attn.v_proj", &attn.v_proj),
+            ("self_attn.o_proj", &attn.o_proj),
+            ("mlp.gate_proj", &mlp.gate_proj),
+            ("mlp.up_proj", &mlp.up_proj),
+            ("mlp.down_proj", &mlp.down_proj),
+        ]
+    }
+
     /// Replaces each projection by `f(path, projection)`, paths under `prefix`
     /// (`prefix.self_attn.q_proj`, `prefix.mlp.down_proj`, …).
     pub fn map_projections<Q: Projection, E>(

@@ -196,16 +196,7 @@ impl<P: Projection> Qwen2ForCausalLM<P> {
     pub fn projections(&self) -> Vec<(String, &P)> {
         let mut out = Vec::with_capacity(self.model.layers.len() * 7);
         for (i, layer) in self.model.layers.iter().enumerate() {
-            let (attn, mlp) = (&layer.self_attn, &layer.mlp);
-            for (name, p) in [
-                ("self_attn.q_proj", &attn.q_proj),
-                ("self_attn.k_proj", &attn.k_proj),
-                ("self_attn.v_proj", &attn.v_proj),
-                ("self_attn.o_proj", &attn.o_proj),
-                ("mlp.gate_proj", &mlp.gate_proj),
-                ("mlp.up_proj", &mlp.up_proj),
-                ("mlp.down_proj", &mlp.down_proj),
-            ] {
+            for (name, p) in layer.projections() {
                 out.push((format!("model.layers.{i}.{name}"), p));
             }
         }
