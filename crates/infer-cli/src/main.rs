@@ -198,32 +198,13 @@ impl From<AspectArg> for ImageAspectRatio {
 }
 
 fn parse_device(s: &str) -> Result<Device, String> {
-    if s == "cpu" {
-        return Ok(Device::flex());
-    }
-    let index = match s {
-        "cuda" => Some(0),
-        _ => s
-            .strip_prefix("cuda:")
-            .and_then(|i| i.parse::<usize>().ok()),
-    };
-    match index {
-        Some(i) => cuda_device(i),
-        None => Err(format!("expected `cpu` or `cuda:N`, got {s:?}")),
-    }
-}
-
-#[cfg(feature = "cuda")]
-fn cuda_device(index: usize) -> Result<Device, String> {
-    Ok(Device::cuda(index))
-}
-
-#[cfg(not(feature = "cuda"))]
-fn cuda_device(index: usize) -> Result<Device, String> {
-    Err(format!(
-        "cuda:{index} needs a build with the `cuda` feature \
-         (cargo build -p infer-cli --features cuda); this one supports only `cpu`"
-    ))
+    nvila_model::device::parse(s).map_err(|e| {
+        if e.contains("`cuda` feature") {
+            format!("{e} (cargo build -p infer-cli --features cuda)")
+        } else {
+            e
+        }
+    })
 }
 
 /// Checks the arguments, reads the adapter and the images (before the slow model load, so a bad

@@ -68,21 +68,8 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-#[cfg(feature = "cuda")]
 fn device(s: &str) -> Result<Device, String> {
-    match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-        Some(Ok(i)) => Ok(Device::cuda(i)),
-        _ if s == "cpu" => Ok(Device::flex()),
-        _ => Err(format!("--device: expected cpu or cuda:N, got {s:?}")),
-    }
-}
-
-#[cfg(not(feature = "cuda"))]
-fn device(s: &str) -> Result<Device, String> {
-    match s {
-        "cpu" => Ok(Device::flex()),
-        _ => Err(format!("--device {s}: built without the `cuda` feature")),
-    }
+    nvila_model::device::parse(s).map_err(|e| format!("--device: {e}"))
 }
 
 /// `VmHWM`, `RssAnon`, `RssFile` in MiB (Linux; zeros elsewhere).

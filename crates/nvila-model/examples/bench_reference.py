@@ -70,17 +70,19 @@ def randomise(module, std=0.02):
             p.normal_(0.0, std)
 
 
-def make_ckpt(out):
+def make_ckpt(out, llm_cfg=None, vt_cfg=None, dtype=torch.bfloat16, device="cuda"):
+    """The checkpoint folder; NVILA-Lite-8B shapes unless other configs are given."""
     from transformers import Qwen2ForCausalLM, SiglipVisionModel
 
+    llm_cfg, vt_cfg = llm_cfg or llm_config(), vt_cfg or vt_config()
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     t0 = time.time()
-    with torch.device("cuda"):
-        llm = Qwen2ForCausalLM(llm_config()).to(torch.bfloat16)
-        vt = SiglipVisionModel(vt_config()).to(torch.bfloat16)
-        mm = MultimodalProjector("mlp_downsample_3x3_fix", 1152, 3584).to(torch.bfloat16)
+    with torch.device(device):
+        llm = Qwen2ForCausalLM(llm_cfg).to(dtype)
+        vt = SiglipVisionModel(vt_cfg).to(dtype)
+        mm = MultimodalProjector("mlp_downsample_3x3_fix", vt_cfg.hidden_size, llm_cfg.hidden_size).to(dtype)
     for m in (llm, vt, mm):
         randomise(m)
     llm.save_pretrained(out / "llm", max_shard_size="5GB")
@@ -90,7 +92,7 @@ def make_ckpt(out):
 
     save_file({k: v.contiguous().cpu() for k, v in mm.state_dict().items()}, str(out / "mm_projector" / "model.safetensors"))
     mm_cfg = json.loads((TINY / "mm_projector" / "config.json").read_text())
-    mm_cfg["torch_dtype"] = "bfloat16"
+    mm_cfg["torch_dtype"] = str(dtype).removeprefix("torch.")
     (out / "mm_projector" / "config.json").write_text(json.dumps(mm_cfg, indent=2))
     for name in ["tokenizer.json", "tokenizer_config.json", "added_tokens.json", "special_tokens_map.json"]:
         shutil.copy(TINY / "llm" / name, out / "llm" / name)
@@ -99,8 +101,8 @@ def make_ckpt(out):
     top["llm_cfg"] = json.loads((out / "llm" / "config.json").read_text())
     top["vision_tower_cfg"] = json.loads((out / "vision_tower" / "config.json").read_text())
     top["mm_projector_cfg"] = mm_cfg
-    top["hidden_size"], top["mm_hidden_size"] = 3584, 1152
-    top["model_dtype"] = "torch.bfloat16"
+    top["hidden_size"], top["mm_hidden_size"] = llm_cfg.hidden_size, vt_cfg.hidden_size
+    top["model_dtype"] = str(dtype)
     top["_name_or_path"] = "nvila-lite-8b-shape-random"
     (out / "config.json").write_text(json.dumps(top, indent=2))
     print(json.dumps({"make_ckpt_s": time.time() - t0}))

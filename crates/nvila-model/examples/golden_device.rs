@@ -29,24 +29,7 @@ fn root() -> PathBuf {
 }
 
 fn parse_device(s: &str) -> Result<Device, String> {
-    if s == "cpu" {
-        return Ok(Device::flex());
-    }
-    let index = s
-        .strip_prefix("cuda:")
-        .and_then(|i| i.parse::<usize>().ok())
-        .ok_or_else(|| format!("--device: expected cpu or cuda:N, got {s:?}"))?;
-    cuda_device(index)
-}
-
-#[cfg(feature = "cuda")]
-fn cuda_device(index: usize) -> Result<Device, String> {
-    Ok(Device::cuda(index))
-}
-
-#[cfg(not(feature = "cuda"))]
-fn cuda_device(_index: usize) -> Result<Device, String> {
-    Err("built without the `cuda` feature".into())
+    nvila_model::device::parse(s).map_err(|e| format!("--device: {e}"))
 }
 
 fn to_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {

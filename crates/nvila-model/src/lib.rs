@@ -5,6 +5,7 @@
 //!
 //! Module map:
 //! - [`error`]: the crate's typed error.
+//! - [`device`]: devices by name, and the CUDA kernel-cache policy.
 //! - [`config`]: the checkpoint folder layout and the top-level `config.json`.
 //! - [`weights`]: the only code that reads checkpoint files (memory-mapped safetensors, sharded
 //!   or not) and hands out tensors by HF key, reporting missing, unused and wrong-shape keys.
@@ -17,6 +18,7 @@
 //! - [`generate`]: KV-cache decoding (greedy, temperature / top-p with a seed), streaming text.
 
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod generate;
 pub mod nvila;

@@ -8,6 +8,7 @@ pub mod config;
 pub mod data;
 pub mod metrics;
 pub mod optim;
+pub mod plan;
 pub mod plot;
 pub mod run;
 pub mod schedule;

@@ -31,12 +31,11 @@ use crate::data::{
 };
 use crate::metrics::{METRICS_FILE, MetricsRecord, MetricsWriter, Progress, ProgressMode};
 use crate::optim::{AdamW, DecayGroup, OPTIMIZER_FILE};
+use crate::plan::{MemoryEstimate, plan_text, safetensors_bytes};
 use crate::schedule::{CosineSchedule, HfVersion, max_steps, warmup_steps};
 use crate::state::{LogEntry, TRAINER_STATE_NAME, TrainerState};
-use crate::step::{IGNORE_INDEX, LlmBatch, forward_backward, mix_seed};
+use crate::step::{Chunks, IGNORE_INDEX, LlmBatch, forward_backward, mix_seed};
 
-/// Rows of the loss head computed at once (`[rows, vocab]` f32 logits per chunk).
-pub const CE_CHUNK_ROWS: usize = 1024;
 /// Data cursor and seeds of a checkpoint.
 pub const RUN_STATE_FILE: &str = "trainer_run_state.json";
 /// The schedule's state in a checkpoint (HF writes `scheduler.pt`; the schedule is a pure
@@ -155,16 +154,10 @@ fn device_of(cfg: &TrainConfig) -> Result<Device, RunError> {
     }
 }
 
-#[cfg(feature = "cuda")]
 fn cuda(i: usize) -> Result<Device, RunError> {
-    Ok(Device::cuda(i).autodiff())
-}
-
-#[cfg(not(feature = "cuda"))]
-fn cuda(i: usize) -> Result<Device, RunError> {
-    Err(RunError::Other(format!(
-        "--device cuda:{i}: this trainer was built without the `cuda` feature"
-    )))
+    nvila_model::device::cuda(i)
+        .map(|d| d.autodiff())
+        .map_err(|e| RunError::Other(format!("--device cuda:{i}: {e}")))
 }
 
 fn processor_aspect(cfg: &TrainConfig) -> Result<ProcessorAspect, RunError> {
@@ -260,84 +253,6 @@ fn adapter_files(adapter: &PeftAdapter, scratch: &Path) -> Result<Vec<Checkpoint
     Ok(files)
 }
 
-/// The plan `--dry-run` prints, with a memory estimate.
-fn plan_text(
-    cfg: &TrainConfig,
-    set: &TrainingSet,
-    steps: u64,
-    warmup: u64,
-    trainable: usize,
-    model_bytes: u64,
-    llm: &nvila_model::text::Qwen2Config,
-) -> String {
-    // Activations: each layer's saved input, one layer's recompute (projections, MLP, f32
-    // attention scores and probabilities), and one chunk of f32 logits (+ softmax + grad).
-    let (hidden, inter, heads) = (
-        llm.hidden_size as u64,
-        llm.intermediate_size as u64,
-        llm.num_attention_heads as u64,
-    );
-    let layers = llm.num_hidden_layers as u64;
-    let seq = cfg.model_max_length;
-    let b = cfg.per_device_train_batch_size;
-    let bytes_act = cfg.dtype.to_burn().size() as u64;
-    let saved_inputs = layers * b * seq * hidden * bytes_act;
-    let layer_peak =
-        b * seq * (hidden * 12 + inter * 3) * bytes_act + b * heads * seq * seq * 4 * 2;
-    let ce = CE_CHUNK_ROWS.min(seq as usize) as u64 * llm.vocab_size as u64 * 4 * 3;
-    let adapter = trainable as u64 * (4 + 4 + 8);
-    let gpu = model_bytes + saved_inputs + layer_peak + ce + adapter;
-    let gib = |x: u64| x as f64 / (1u64 << 30) as f64;
-    format!(
-        "plan: {}\n  {}\n  global batch {} = {} device(s) × per-device {} × accumulation {}\n  \
-         optimizer steps {steps} (warmup {warmup}), lr {} cosine, weight decay {}, max grad norm {}\n  \
-         trainable parameters {trainable} (LoRA r {} alpha {} on the LLM)\n  \
-         estimated peak GPU memory {:.1} GiB (weights {:.1}, saved layer inputs {:.1}, one layer's \
-         recompute {:.1}, loss chunk {:.1}, adapter + AdamW {:.2}) at {} tokens per sample\n  \
-         estimated peak host memory: weights are memory-mapped (page cache, not anonymous); \
-         {} prefetched micro-batches of decoded tiles",
-        cfg.data_mixture,
-        set.padding(),
-        cfg.global_train_batch_size,
-        cfg.world_size(),
-        cfg.per_device_train_batch_size,
-        cfg.gradient_accumulation_steps,
-        cfg.learning_rate,
-        cfg.weight_decay,
-        cfg.max_grad_norm,
-        cfg.lora_r,
-        cfg.lora_alpha,
-        gib(gpu),
-        gib(model_bytes),
-        gib(saved_inputs),
-        gib(layer_peak),
-        gib(ce),
-        gib(adapter),
-        seq,
-        cfg.gradient_accumulation_steps.max(2),
-    )
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        dir_bytes(&p)
-                    } else if p.extension().is_some_and(|x| x == "safetensors") {
-                        e.metadata().map(|m| m.len()).unwrap_or(0)
-                    } else {
-                        0
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 /// Runs (or resumes, or skips) the training `cfg` describes.
 pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunError> {
     cfg.validate()?;
@@ -425,15 +340,14 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
     let trainable = adapter::trainable_count(&model.llm);
 
     if opts.dry_run {
-        let text = plan_text(
+        let memory = MemoryEstimate::new(
             cfg,
-            &set,
-            total,
-            warmup,
-            trainable,
-            dir_bytes(&cfg.model_path),
             &model.llm.config,
+            safetensors_bytes(&cfg.model_path),
+            trainable,
+            Chunks::default(),
         );
+        let text = plan_text(cfg, &set, (total, warmup), trainable, &memory);
         return Ok(RunOutcome::Planned(text));
     }
 
@@ -528,7 +442,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
                 &model.llm,
                 &llm_batch,
                 scale,
-                CE_CHUNK_ROWS,
+                Chunks::default(),
                 step_seed(cfg.seed, step, micro),
                 &mut collect,
             )?;

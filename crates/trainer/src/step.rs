@@ -10,6 +10,15 @@
 //!    gives the layer's parameter gradients and `g_i = ∂loss/∂x_i`. Each layer's graph lives
 //!    only for its own backward.
 //!
+//! **Attention in query blocks.** The f32 attention scores of a whole layer are
+//! `[batch, heads, seq, seq]` (1.9 GB at 4096 tokens × 28 heads, and autodiff keeps several such
+//! tensors for the softmax's backward). So each layer runs in three stages
+//! ([`Qwen2DecoderLayer::qkv`], [`attend`], [`Qwen2DecoderLayer::finish`]): the projections
+//! before and after the attention core keep a graph; the core itself runs without one, in blocks
+//! of `attention_queries` queries, and in backward each block is recomputed with its own small
+//! graph, its key and value gradients summed in f32. Every query row sees all its keys, so this
+//! is the same attention, never more than one block of scores alive.
+//!
 //! **Chunked cross-entropy.** HF's `ForCausalLMLoss` upcasts the logits of every position to
 //! f32 (`[batch, seq, vocab]`: 2.5 GB at 4096 × 152064) and sums the CE of shifted labels ≠ −100.
 //! Only supervised positions contribute, so here the hidden rows at those positions are gathered
@@ -25,7 +34,7 @@ use burn::tensor::Gradients;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, DType, IndexingUpdateOp, Int, Tensor, TensorData};
 use nvila_model::ModelError;
-use nvila_model::text::attention::attention_mask;
+use nvila_model::text::attention::{attend, attend_in_chunks, attention_mask};
 use nvila_model::text::decoder::Qwen2DecoderLayer;
 use nvila_model::text::rope::sequential_positions;
 use nvila_model::text::{Projection, Qwen2ForCausalLM};
@@ -44,6 +53,26 @@ pub struct LlmBatch {
     pub labels: Vec<i64>,
     /// Padded keys, `true` = padding (`attention_mask == 0`). `[batch, seq]`
     pub key_padding: Option<Tensor<2, Bool>>,
+}
+
+/// Block sizes that bound a step's activation memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunks {
+    /// Rows of the loss head computed at once (`[rows, vocab]` f32 logits per chunk).
+    pub loss_rows: usize,
+    /// Queries per attention block (`[batch, heads, queries, seq]` f32 scores per block).
+    pub attention_queries: usize,
+}
+
+impl Default for Chunks {
+    /// 256 rows of loss head (256 × 152064 f32 logits = 0.16 GB, three such tensors live) and
+    /// 512 queries per attention block (28 heads × 512 × 4096 f32 = 0.23 GB per tensor).
+    fn default() -> Self {
+        Chunks {
+            loss_rows: 256,
+            attention_queries: 512,
+        }
+    }
 }
 
 /// What a micro-batch contributed.
@@ -84,9 +113,11 @@ pub fn layer_seed(seed: u64, layer: usize) -> u64 {
 
 /// Runs `batch` forward and backward through `llm` (on an autodiff device, its trainable
 /// parameters requiring grad), scaling the loss by `loss_scale` (`1 / num_items_in_batch`);
-/// `seed` names the micro-batch's dropout streams.
-/// After layer `i`'s backward, `collect(i, layer, grads)` takes that layer's parameter
-/// gradients out of `grads` (e.g. with `param.val().grad_remove(grads)`).
+/// `seed` names the micro-batch's dropout streams, `chunks` bounds the activation memory.
+/// During layer `i`'s backward, `collect(i, layer, grads)` takes that layer's parameter
+/// gradients out of `grads` (e.g. with `param.val().grad_remove(grads)`); it is called once per
+/// stage (the projections after the attention core, then those before), each time with the
+/// gradients of a disjoint set of parameters.
 ///
 /// # Shapes
 ///
@@ -96,7 +127,7 @@ pub fn forward_backward<P: Projection>(
     llm: &Qwen2ForCausalLM<P>,
     batch: &LlmBatch,
     loss_scale: f32,
-    chunk_rows: usize,
+    chunks: Chunks,
     seed: u64,
     collect: &mut dyn FnMut(usize, &Qwen2DecoderLayer<P>, &mut Gradients),
 ) -> Result<MicroBatchLoss, ModelError> {
@@ -114,13 +145,14 @@ pub fn forward_backward<P: Projection>(
             "label {bad} is outside the vocabulary 0..{vocab}"
         )));
     }
+    let queries = chunks.attention_queries.max(1);
 
-    // 1. Forward without a graph, keeping each layer's input.
+    // 1. Forward without a kept graph, keeping each layer's input.
     // The first pass runs the training model (so LoRA dropout is active, as in the recompute)
-    // but detaches each layer's output, so no layer's graph outlives its own call. Each layer
-    // draws its dropout masks from a stream seeded from (`seed`, layer) in both passes, so the
-    // recompute sees exactly the masks of the first pass (torch's checkpoint does the same by
-    // saving and restoring the RNG state, `preserve_rng_state=True`).
+    // but drops each layer's graph before the next layer. Each layer draws its dropout masks
+    // from a stream seeded from (`seed`, layer) in both passes, in the same order (q, k, v, then
+    // o, gate, up, down), so the recompute sees exactly the masks of the first pass (torch's
+    // checkpoint does the same by saving and restoring the RNG state, `preserve_rng_state`).
     let ad_device = llm.model.norm.weight.val().device();
     let device = ad_device.clone().without_autodiff();
     let x0 = batch.embeds.clone().inner().to_device(&device);
@@ -132,28 +164,24 @@ pub fn forward_backward<P: Projection>(
         .clone()
         .map(|p| p.inner().to_device(&device));
     let mask = attention_mask(b, s, 0, s, padding, &device)?;
-    let (cos_ad, sin_ad) = (cos.autodiff(), sin.autodiff());
-    let mask_ad = mask.map(Tensor::autodiff);
+    let (cos, sin) = (cos.autodiff(), sin.autodiff());
+    let mask = mask.map(Tensor::autodiff);
     let mut inputs = Vec::with_capacity(llm.model.layers.len());
     let mut x = x0;
     for (i, layer) in llm.model.layers.iter().enumerate() {
         inputs.push(x.clone());
         ad_device.seed(layer_seed(seed, i));
-        let out = layer.forward(
-            x.autodiff(),
-            cos_ad.clone(),
-            sin_ad.clone(),
-            mask_ad.clone(),
-            None,
-        )?;
-        x = out.detach().inner();
+        let xa = x.autodiff();
+        let [q, k, v] = layer.qkv(xa.clone(), cos.clone(), sin.clone());
+        let attn = attend_in_chunks(q.detach(), k.detach(), v.detach(), mask.clone(), queries);
+        x = layer.finish(xa, attn).detach().inner();
     }
 
     // 2. Chunked loss head → ∂loss/∂h_L.
     let flat = x.reshape([b * s, h]);
     let mut grad = Tensor::<2>::zeros([b * s, h], (&device, dtype));
     let mut ce_sum = 0.0f64;
-    for chunk in rows.chunks(chunk_rows.max(1)) {
+    for chunk in rows.chunks(chunks.loss_rows.max(1)) {
         let n = chunk.len();
         let index: Vec<i64> = chunk.iter().map(|(row, _)| *row as i64).collect();
         let index = Tensor::<1, Int>::from_data(TensorData::new(index, [n]), &device);
@@ -184,27 +212,105 @@ pub fn forward_backward<P: Projection>(
     }
 
     // 3. Layers in reverse, each recomputed from its saved input with its dropout stream.
-    let (cos, sin, mask) = (cos_ad, sin_ad, mask_ad);
     let mut grad = grad.reshape([b, s, h]);
     for (i, layer) in llm.model.layers.iter().enumerate().rev() {
         let input = inputs
             .pop()
-            .ok_or_else(|| ModelError::Input("layer inputs exhausted".into()))?
-            .autodiff()
-            .require_grad();
+            .ok_or_else(|| ModelError::Input("layer inputs exhausted".into()))?;
         ad_device.seed(layer_seed(seed, i));
-        let out = layer.forward(input.clone(), cos.clone(), sin.clone(), mask.clone(), None)?;
+        // Stage A keeps the graph input → q, k, v; the core runs without a graph.
+        let x_a = input.clone().autodiff().require_grad();
+        let [q, k, v] = layer.qkv(x_a.clone(), cos.clone(), sin.clone());
+        let qkv = [q.clone().detach(), k.clone().detach(), v.clone().detach()];
+        let [qd, kd, vd] = qkv.clone();
+        let attn = attend_in_chunks(qd, kd, vd, mask.clone(), queries);
+        // Stage C: (input, attention) → output, and its backward.
+        let x_c = input.autodiff().require_grad();
+        let attn = attn.require_grad();
+        let out = layer.finish(x_c.clone(), attn.clone());
         let mut grads = (out * grad.autodiff()).sum().backward();
         collect(i, layer, &mut grads);
-        grad = match input.grad_remove(&mut grads) {
-            Some(g) => g,
-            None => break, // nothing below depends on trainable parameters through this input
-        };
+        let g_attn = attn
+            .grad_remove(&mut grads)
+            .ok_or_else(|| no_grad(i, "attention"))?;
+        let g_residual = x_c
+            .grad_remove(&mut grads)
+            .ok_or_else(|| no_grad(i, "input"))?;
+        drop(grads);
+        // Stage B: the core's backward, one query block at a time.
+        let [gq, gk, gv] = attention_backward(qkv, mask.clone(), g_attn, queries, i)?;
+        // Stage A's backward.
+        let surrogate =
+            (q * gq.autodiff()).sum() + (k * gk.autodiff()).sum() + (v * gv.autodiff()).sum();
+        let mut grads = surrogate.backward();
+        collect(i, layer, &mut grads);
+        let g_qkv = x_a
+            .grad_remove(&mut grads)
+            .ok_or_else(|| no_grad(i, "input"))?;
+        grad = g_residual + g_qkv;
     }
     Ok(MicroBatchLoss {
         ce_sum,
         tokens: rows.len(),
     })
+}
+
+/// Gradients of `Σ attend(q, k, v) ⊙ g_out` with respect to q, k, v, recomputing the attention
+/// core in blocks of `queries` queries. Key and value gradients are summed over the blocks in
+/// f32 and cast back once, as one matmul over all queries would accumulate them.
+///
+/// # Shapes
+///
+/// - qkv: q `[batch, heads, seq, head_dim]`; k, v `[batch, kv_heads, seq, head_dim]` (no graph)
+/// - mask: `[batch, 1, seq, seq]`
+/// - g_out: `[batch, seq, heads * head_dim]`
+/// - output: gradients shaped as q, k, v
+fn attention_backward(
+    qkv: [Tensor<4>; 3],
+    mask: Option<Tensor<4, Bool>>,
+    g_out: Tensor<3>,
+    queries: usize,
+    layer: usize,
+) -> Result<[Tensor<4>; 3], ModelError> {
+    let [q, k, v] = qkv;
+    let s = q.dims()[2];
+    let dtype = k.dtype();
+    let mut gq = Vec::new();
+    let mut gk: Option<Tensor<4>> = None;
+    let mut gv: Option<Tensor<4>> = None;
+    for start in (0..s).step_by(queries) {
+        let range = start..(start + queries).min(s);
+        let qb = q.clone().slice_dim(2, range.clone()).require_grad();
+        let (kb, vb) = (k.clone().require_grad(), v.clone().require_grad());
+        let out = attend(
+            qb.clone(),
+            kb.clone(),
+            vb.clone(),
+            mask.clone().map(|m| m.slice_dim(2, range.clone())),
+        );
+        let g = g_out.clone().slice_dim(1, range).autodiff();
+        let mut grads = (out * g).sum().backward();
+        let attention = || no_grad(layer, "attention block");
+        gq.push(qb.grad_remove(&mut grads).ok_or_else(attention)?);
+        let add = |acc: Option<Tensor<4>>, g: Tensor<4>| {
+            let g = g.cast(DType::F32);
+            Some(match acc {
+                Some(acc) => acc + g,
+                None => g,
+            })
+        };
+        gk = add(gk, kb.grad_remove(&mut grads).ok_or_else(attention)?);
+        gv = add(gv, vb.grad_remove(&mut grads).ok_or_else(attention)?);
+    }
+    let gk = gk.ok_or_else(|| no_grad(layer, "keys"))?.cast(dtype);
+    let gv = gv.ok_or_else(|| no_grad(layer, "values"))?.cast(dtype);
+    Ok([Tensor::cat(gq, 2), gk, gv])
+}
+
+fn no_grad(layer: usize, what: &str) -> ModelError {
+    ModelError::Input(format!(
+        "layer {layer}: the recompute gave no gradient for its {what}"
+    ))
 }
 
 #[cfg(test)]

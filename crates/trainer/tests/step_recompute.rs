@@ -1,6 +1,8 @@
-//! `step::forward_backward` (first pass without a kept graph, chunked loss head, each layer
-//! recomputed in reverse) gives the gradients of one ordinary full-graph backward of the same
+//! `step::forward_backward` (first pass without a kept graph, chunked loss head, attention in
+//! query blocks, each layer recomputed in reverse) gives the gradients of one ordinary full-graph backward of the same
 //! loss, with LoRA dropout on: the recompute must see the first pass's dropout masks.
+
+use std::collections::BTreeMap;
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{DType, Device, Gradients, Int, Tensor, TensorData};
@@ -10,7 +12,13 @@ use nvila_model::text::attention::attention_mask;
 use nvila_model::text::decoder::Qwen2DecoderLayer;
 use nvila_model::text::rope::sequential_positions;
 use trainer::adapter::{self, AdapterInit, TrainProjection};
-use trainer::step::{LlmBatch, forward_backward, layer_seed, supervised_rows};
+use trainer::step::{Chunks, LlmBatch, forward_backward, layer_seed, supervised_rows};
+
+/// Small blocks, so the tiny batch crosses block boundaries in both the loss head and attention.
+const CHUNKS: Chunks = Chunks {
+    loss_rows: 2,
+    attention_queries: 4,
+};
 
 fn tiny() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden/tiny-nvila")
@@ -75,21 +83,24 @@ fn recompute_with_dropout_equals_a_full_backward() {
     };
     let (scale, seed) = (1.0 / 5.0, 1234);
 
-    // The checkpointed step, chunks of 2 rows.
-    let mut got: Vec<Vec<f32>> = Vec::new();
-    let mut per_layer: Vec<(usize, Vec<Vec<f32>>)> = Vec::new();
+    // The checkpointed step: loss head in chunks of 2 rows, attention in blocks of 4 queries
+    // (9 positions: blocks 4, 4, 1). Each layer's gradients arrive in two calls (after and
+    // before the attention core), each factor exactly once.
+    let mut by_factor: BTreeMap<(usize, usize), Vec<f32>> = BTreeMap::new();
     let mut collect = |i: usize, layer: &Qwen2DecoderLayer<TrainProjection>, g: &mut Gradients| {
-        let grads = lora_ids(layer)
-            .into_iter()
-            .map(|p| values(p.grad_remove(g).expect("a LoRA factor without gradient")))
-            .collect();
-        per_layer.push((i, grads));
+        for (j, p) in lora_ids(layer).into_iter().enumerate() {
+            if let Some(grad) = p.grad_remove(g) {
+                assert!(
+                    by_factor.insert((i, j), values(grad)).is_none(),
+                    "layer {i} factor {j} got two gradients"
+                );
+            }
+        }
     };
-    let loss = forward_backward(llm, &batch, scale, 2, seed, &mut collect).unwrap();
-    per_layer.sort_by_key(|(i, _)| *i);
-    for (_, grads) in per_layer {
-        got.extend(grads);
-    }
+    let loss = forward_backward(llm, &batch, scale, CHUNKS, seed, &mut collect).unwrap();
+    let factors = lora_ids(&llm.model.layers[0]).len();
+    assert_eq!(by_factor.len(), llm.model.layers.len() * factors);
+    let got: Vec<Vec<f32>> = by_factor.into_values().collect();
 
     // One ordinary backward through the whole graph, same dropout streams.
     let positions = sequential_positions(b, 0, s, &inner);
@@ -142,17 +153,16 @@ fn recompute_with_dropout_equals_a_full_backward() {
     assert!(worst <= 1e-4, "LoRA gradients differ by {worst} (relative)");
 
     // Dropout is really on: another stream gives other gradients (same layout as `got`).
-    let mut other: Vec<(usize, Vec<Vec<f32>>)> = Vec::new();
+    let mut other: BTreeMap<(usize, usize), Vec<f32>> = BTreeMap::new();
     let mut collect = |i: usize, layer: &Qwen2DecoderLayer<TrainProjection>, g: &mut Gradients| {
-        let grads = lora_ids(layer)
-            .into_iter()
-            .map(|p| values(p.grad_remove(g).unwrap()))
-            .collect();
-        other.push((i, grads));
+        for (j, p) in lora_ids(layer).into_iter().enumerate() {
+            if let Some(grad) = p.grad_remove(g) {
+                other.insert((i, j), values(grad));
+            }
+        }
     };
-    forward_backward(llm, &batch, scale, 2, seed + 1, &mut collect).unwrap();
-    other.sort_by_key(|(i, _)| *i);
-    let other: Vec<Vec<f32>> = other.into_iter().flat_map(|(_, g)| g).collect();
+    forward_backward(llm, &batch, scale, CHUNKS, seed + 1, &mut collect).unwrap();
+    let other: Vec<Vec<f32>> = other.into_values().collect();
     assert_eq!(other.len(), got.len());
     let moved = other.iter().zip(&got).any(|(a, b)| {
         a.iter()

@@ -85,15 +85,60 @@ impl<P: Projection> Qwen2Attention<P> {
         })
     }
 
-    /// Attends from `x` to the cached keys (if any) plus `x`'s own, appending `x`'s keys and
-    /// values to layer `layer_idx` of `cache`.
+    /// Queries, keys and values of `x`, RoPE applied.
     ///
     /// # Shapes
     ///
     /// - x: `[batch, seq, hidden]`
     /// - cos, sin: `[batch, 1, seq, head_dim]` (from [`crate::text::rope::RotaryEmbedding`])
+    /// - output: q `[batch, heads, seq, head_dim]`; k, v `[batch, kv_heads, seq, head_dim]`
+    pub fn qkv(&self, x: Tensor<3>, cos: Tensor<4>, sin: Tensor<4>) -> [Tensor<4>; 3] {
+        let [b, s, _] = x.dims();
+        let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2);
+        let q = heads(self.q_proj.forward(x.clone()), nh);
+        let k = heads(self.k_proj.forward(x.clone()), nkv);
+        let v = heads(self.v_proj.forward(x), nkv);
+        [
+            apply_rotary(q, cos.clone(), sin.clone()),
+            apply_rotary(k, cos, sin),
+            v,
+        ]
+    }
+
+    /// The attention of `x` before `o_proj`: to the cached keys (if any) plus `x`'s own,
+    /// appending `x`'s keys and values to layer `layer_idx` of `cache`.
+    ///
+    /// # Shapes
+    ///
+    /// - x: `[batch, seq, hidden]`
+    /// - cos, sin: `[batch, 1, seq, head_dim]`
     /// - mask: `[batch, 1, seq, key_len]` (`key_len` = what the cache returns, else `seq`),
     ///   `true` = masked; `None` attends to every key
+    /// - output: `[batch, seq, heads * head_dim]`
+    pub fn core(
+        &self,
+        x: Tensor<3>,
+        cos: Tensor<4>,
+        sin: Tensor<4>,
+        mask: Option<Tensor<4, Bool>>,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Result<Tensor<3>, ModelError> {
+        let [q, k, v] = self.qkv(x, cos, sin);
+        let (k, v) = match cache {
+            Some((cache, layer_idx)) => cache.append(layer_idx, k, v)?,
+            None => (k, v),
+        };
+        Ok(attend(q, k, v, mask))
+    }
+
+    /// [`Self::core`] followed by `o_proj`.
+    ///
+    /// # Shapes
+    ///
+    /// - x: `[batch, seq, hidden]`
+    /// - cos, sin: `[batch, 1, seq, head_dim]`
+    /// - mask: `[batch, 1, seq, key_len]`, `true` = masked
     /// - output: `[batch, seq, hidden]`
     pub fn forward(
         &self,
@@ -103,39 +148,82 @@ impl<P: Projection> Qwen2Attention<P> {
         mask: Option<Tensor<4, Bool>>,
         cache: Option<(&mut KvCache, usize)>,
     ) -> Result<Tensor<3>, ModelError> {
-        let [b, s, _] = x.dims();
-        let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let groups = nh / nkv;
-        let heads = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2);
-        let q = heads(self.q_proj.forward(x.clone()), nh); // [b, nh, s, hd]
-        let k = heads(self.k_proj.forward(x.clone()), nkv); // [b, nkv, s, hd]
-        let v = heads(self.v_proj.forward(x), nkv);
-        let q = apply_rotary(q, cos.clone(), sin.clone());
-        let k = apply_rotary(k, cos, sin);
-        let (k, v) = match cache {
-            Some((cache, layer_idx)) => cache.append(layer_idx, k, v)?,
-            None => (k, v),
-        };
-        let sk = k.dims()[2];
-        let dtype = v.dtype();
-
-        // Group g's query heads are g*groups..(g+1)*groups, contiguous, so this reshape folds
-        // them into the query axis: [b, nkv, groups * s, hd].
-        let q = q.cast(DType::F32).reshape([b, nkv, groups * s, hd]);
-        let scores = q.matmul(k.cast(DType::F32).swap_dims(2, 3)); // [b, nkv, groups*s, sk]
-        let scale = (hd as f64).powf(-0.5);
-        let scores = scores.mul_scalar(scale).reshape([b, nh, s, sk]);
-        let scores = match mask {
-            Some(mask) => scores.mask_fill(mask.expand([b, nh, s, sk]), f32::MIN),
-            None => scores,
-        };
-        let probs = softmax(scores, 3)
-            .cast(dtype)
-            .reshape([b, nkv, groups * s, sk]);
-        let out = probs.matmul(v).reshape([b, nh, s, hd]); // [b, nh, s, hd]
-        let out = out.swap_dims(1, 2).reshape([b, s, nh * hd]);
-        Ok(self.o_proj.forward(out))
+        Ok(self.o_proj.forward(self.core(x, cos, sin, mask, cache)?))
     }
+}
+
+/// Scaled dot-product attention of the queries over the keys (numerics and GQA folding in the
+/// module docs); the heads come out concatenated, ready for `o_proj`.
+///
+/// # Shapes
+///
+/// - q: `[batch, heads, seq, head_dim]`
+/// - k, v: `[batch, kv_heads, key_len, head_dim]`
+/// - mask: `[batch, 1, seq, key_len]`, `true` = masked
+/// - output: `[batch, seq, heads * head_dim]`
+pub fn attend(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Option<Tensor<4, Bool>>,
+) -> Tensor<3> {
+    let [b, nh, s, hd] = q.dims();
+    let [_, nkv, sk, _] = k.dims();
+    let groups = nh / nkv;
+    let dtype = v.dtype();
+    // Group g's query heads are g*groups..(g+1)*groups, contiguous, so this reshape folds
+    // them into the query axis: [b, nkv, groups * s, hd].
+    let q = q.cast(DType::F32).reshape([b, nkv, groups * s, hd]);
+    let scores = q.matmul(k.cast(DType::F32).swap_dims(2, 3)); // [b, nkv, groups*s, sk]
+    let scale = (hd as f64).powf(-0.5);
+    let scores = scores.mul_scalar(scale).reshape([b, nh, s, sk]);
+    let scores = match mask {
+        Some(mask) => scores.mask_fill(mask.expand([b, nh, s, sk]), f32::MIN),
+        None => scores,
+    };
+    let probs = softmax(scores, 3)
+        .cast(dtype)
+        .reshape([b, nkv, groups * s, sk]);
+    let out = probs.matmul(v).reshape([b, nh, s, hd]);
+    out.swap_dims(1, 2).reshape([b, s, nh * hd])
+}
+
+/// [`attend`] over blocks of at most `queries` queries, concatenated: each query row is
+/// computed exactly as in one call, but the `[batch, heads, queries, key_len]` f32 scores of
+/// only one block exist at a time (at 4096 tokens and 28 heads the whole score matrix is
+/// 1.9 GB in f32).
+///
+/// # Shapes
+///
+/// - q: `[batch, heads, seq, head_dim]`
+/// - k, v: `[batch, kv_heads, key_len, head_dim]`
+/// - mask: `[batch, 1, seq, key_len]`, `true` = masked
+/// - output: `[batch, seq, heads * head_dim]`
+pub fn attend_in_chunks(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Option<Tensor<4, Bool>>,
+    queries: usize,
+) -> Tensor<3> {
+    let s = q.dims()[2];
+    let queries = queries.max(1);
+    if s <= queries {
+        return attend(q, k, v, mask);
+    }
+    let blocks = (0..s)
+        .step_by(queries)
+        .map(|start| {
+            let range = start..(start + queries).min(s);
+            attend(
+                q.clone().slice_dim(2, range.clone()),
+                k.clone(),
+                v.clone(),
+                mask.clone().map(|m| m.slice_dim(2, range)),
+            )
+        })
+        .collect();
+    Tensor::cat(blocks, 1)
 }
 
 /// The attention mask for `seq` new queries after `past` cached tokens over a key axis of
@@ -200,6 +288,32 @@ pub fn attention_mask(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attention_in_query_blocks_equals_one_call() {
+        let device = Device::flex();
+        let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
+        // GQA (4 query heads over 2 KV heads), 7 queries, two rows, the second padded.
+        let (b, nh, nkv, s, hd) = (2, 4, 2, 7, 8);
+        let q = Tensor::<4>::random([b, nh, s, hd], normal, &device);
+        let k = Tensor::<4>::random([b, nkv, s, hd], normal, &device);
+        let v = Tensor::<4>::random([b, nkv, s, hd], normal, &device);
+        let pad: Vec<bool> = (0..b * s).map(|i| i / s == 1 && i % s >= 5).collect();
+        let pad = Tensor::<2, Bool>::from_data(TensorData::new(pad, [b, s]), &device);
+        let mask = attention_mask(b, s, 0, s, Some(pad), &device).unwrap();
+        let whole = attend(q.clone(), k.clone(), v.clone(), mask.clone());
+        assert_eq!(whole.dims(), [b, s, nh * hd]);
+        let whole = whole.into_data().try_into_vec::<f32>().unwrap();
+        for queries in [1, 3, 7, 100] {
+            let blocks = attend_in_chunks(q.clone(), k.clone(), v.clone(), mask.clone(), queries);
+            let blocks = blocks.into_data().try_into_vec::<f32>().unwrap();
+            let diff = whole
+                .iter()
+                .zip(&blocks)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(diff <= 1e-6, "blocks of {queries}: max difference {diff}");
+        }
+    }
 
     #[test]
     fn causal_mask_is_bottom_right_aligned() {

@@ -91,17 +91,38 @@ impl<P: Projection> Qwen2DecoderLayer<P> {
         mask: Option<Tensor<4, Bool>>,
         cache: Option<(&mut KvCache, usize)>,
     ) -> Result<Tensor<3>, ModelError> {
-        let attn = self.self_attn.forward(
-            self.input_layernorm.forward(x.clone()),
-            cos,
-            sin,
-            mask,
-            cache,
-        )?;
-        let x = x + attn;
+        let normed = self.input_layernorm.forward(x.clone());
+        let attn = self.self_attn.core(normed, cos, sin, mask, cache)?;
+        Ok(self.finish(x, attn))
+    }
+
+    /// The layer's first half up to the attention core: q, k, v of `input_layernorm(x)`. With
+    /// [`crate::text::attention::attend`] and [`Self::finish`] this is [`Self::forward`] in
+    /// three stages, which lets a trainer recompute the attention core in query blocks.
+    ///
+    /// # Shapes
+    ///
+    /// - x: `[batch, seq, hidden]`
+    /// - cos, sin: `[batch, 1, seq, head_dim]`
+    /// - output: q `[batch, heads, seq, head_dim]`; k, v `[batch, kv_heads, seq, head_dim]`
+    pub fn qkv(&self, x: Tensor<3>, cos: Tensor<4>, sin: Tensor<4>) -> [Tensor<4>; 3] {
+        self.self_attn
+            .qkv(self.input_layernorm.forward(x), cos, sin)
+    }
+
+    /// The layer after the attention core: `h = x + o_proj(attn)`, then
+    /// `h + mlp(post_attention_layernorm(h))`.
+    ///
+    /// # Shapes
+    ///
+    /// - x: `[batch, seq, hidden]` (the layer's input)
+    /// - attn: `[batch, seq, heads * head_dim]`
+    /// - output: `[batch, seq, hidden]`
+    pub fn finish(&self, x: Tensor<3>, attn: Tensor<3>) -> Tensor<3> {
+        let x = x + self.self_attn.o_proj.forward(attn);
         let mlp = self
             .mlp
             .forward(self.post_attention_layernorm.forward(x.clone()));
-        Ok(x + mlp)
+        x + mlp
     }
 }
