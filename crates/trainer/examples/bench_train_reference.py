@@ -159,18 +159,24 @@ def bench_torch(ckpt, data, steps, out_path, device, dtype_name, seq):
     report["trainable_parameters"] = trainable
 
     tok = Tokenizer.from_file(str(ckpt / "llm" / "tokenizer.json"))
-    image_tokens = TILES * (121 if "3x3" in mm_type else 256)
-    prompt, response = sample_ids(tok, seq)
-    response = response[: seq - len(prompt) + 1 - image_tokens]
     embed = model.get_input_embeddings()
     side = vt.config.image_size
     pixels = ((torch.arange(TILES * 3 * side * side, device=device) % 255).float() / 127.5 - 1.0)
     pixels = pixels.reshape(TILES, 3, side, side).to(dtype)
 
-    def micro_batch():
+    def image_features():
         with torch.no_grad():
             feats = mm(vt(pixel_values=pixels, output_hidden_states=True).hidden_states[-2])
-            feats = feats.reshape(1, -1, feats.shape[-1])
+            return feats.reshape(1, -1, feats.shape[-1])
+
+    # The response is cut so that prompt + image + response is exactly `seq` tokens.
+    image_tokens = image_features().shape[1]
+    prompt, response = sample_ids(tok, seq)
+    response = response[: seq - len(prompt) + 1 - image_tokens]
+    report["image_tokens"] = image_tokens
+
+    def micro_batch():
+        feats = image_features()
         ids = torch.tensor([prompt + response], device=device)
         text = embed(ids)
         k = prompt.index(tok.token_to_id("<image>")) if tok.token_to_id("<image>") in prompt else 0

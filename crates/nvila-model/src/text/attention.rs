@@ -30,6 +30,10 @@ use crate::text::projection::Projection;
 use crate::text::rope::apply_rotary;
 use crate::weights::Weights;
 
+/// Queries per attention block in [`Qwen2Attention::core`]: a 4096-token prefill of the 8B
+/// shape holds `[28, 1024, 4096]` f32 scores (0.47 GB) at a time instead of 1.9 GB.
+pub const QUERY_BLOCK: usize = 1024;
+
 /// Multi-head self-attention with grouped key/value heads.
 #[derive(Module, Debug)]
 pub struct Qwen2Attention<P: Projection = Linear> {
@@ -129,7 +133,7 @@ impl<P: Projection> Qwen2Attention<P> {
             Some((cache, layer_idx)) => cache.append(layer_idx, k, v)?,
             None => (k, v),
         };
-        Ok(attend(q, k, v, mask))
+        Ok(attend_in_chunks(q, k, v, mask, QUERY_BLOCK))
     }
 
     /// [`Self::core`] followed by `o_proj`.
