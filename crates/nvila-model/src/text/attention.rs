@@ -110,7 +110,8 @@ impl<P: Projection> Qwen2Attention<P> {
         ]
     }
 
-    /// The attention of `x` before `o_proj`: to the cached keys (if any) plus `x`'s own,
+    /// The attention of `x` before `o_proj` (which [`crate::text::decoder::Qwen2DecoderLayer::finish`]
+    /// applies): to the cached keys (if any) plus `x`'s own,
     /// appending `x`'s keys and values to layer `layer_idx` of `cache`.
     ///
     /// # Shapes
@@ -134,25 +135,6 @@ impl<P: Projection> Qwen2Attention<P> {
             None => (k, v),
         };
         Ok(attend_in_chunks(q, k, v, mask, QUERY_BLOCK))
-    }
-
-    /// [`Self::core`] followed by `o_proj`.
-    ///
-    /// # Shapes
-    ///
-    /// - x: `[batch, seq, hidden]`
-    /// - cos, sin: `[batch, 1, seq, head_dim]`
-    /// - mask: `[batch, 1, seq, key_len]`, `true` = masked
-    /// - output: `[batch, seq, hidden]`
-    pub fn forward(
-        &self,
-        x: Tensor<3>,
-        cos: Tensor<4>,
-        sin: Tensor<4>,
-        mask: Option<Tensor<4, Bool>>,
-        cache: Option<(&mut KvCache, usize)>,
-    ) -> Result<Tensor<3>, ModelError> {
-        Ok(self.o_proj.forward(self.core(x, cos, sin, mask, cache)?))
     }
 }
 
