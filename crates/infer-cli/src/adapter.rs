@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::TensorData;
 use lora::{
@@ -30,7 +29,7 @@ use lora::{
     load_non_lora_trainables, lora_a_key,
 };
 use nvila_model::NvilaModel;
-use nvila_model::projector::Projector;
+use nvila_model::projector::ProjectorRoot;
 
 /// VILA's module name of the LLM: PEFT paths of LLM modules start with it.
 const LLM_PREFIX: &str = "llm.";
@@ -53,13 +52,6 @@ pub struct Adapter {
     projector: Option<(PathBuf, BTreeMap<String, TensorData>)>,
     /// Things worth telling the user that do not stop the run.
     pub warnings: Vec<String>,
-}
-
-/// Holds the projector under VILA's module name, so parameter paths (and error messages) read
-/// `mm_projector.layers.N.weight`, as the trainables' keys do.
-#[derive(Module, Debug)]
-struct ProjectorRoot {
-    mm_projector: Projector,
 }
 
 impl Adapter {

@@ -796,3 +796,58 @@ fn rust_saved_adapter_gives_the_logprobs_peft_computes_for_it() {
     let diff = max_abs_diff(&lps, &want_lps);
     assert!(diff <= 1e-4, "log-probs differ from PEFT's by {diff}");
 }
+
+/// The `tune_mm_projector` variant of the parity run (`make_parity.py --variant projector`):
+/// PEFT's adapter plus the trained projector in `non_lora_trainables.safetensors`, loaded as
+/// VILA's builder does (projector weights by name, then the adapter), give PEFT's log-probs in
+/// `infer-cli score --adapter`; without the projector file the log-probs are measurably others.
+#[test]
+fn adapter_with_tuned_projector_gives_pefts_logprobs() {
+    let parity = repo().join("crates/trainer/tests/fixtures/parity");
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(parity.join("projector/reference.json")).unwrap(),
+    )
+    .unwrap();
+    let score = &reference["score"];
+    let field = |v: &Value, name: &str| v[name].as_str().unwrap().to_string();
+    let model = repo()
+        .join(field(&reference["config"], "model_path"))
+        .display()
+        .to_string();
+    let img = parity.join(field(score, "image")).display().to_string();
+    let adapter = parity.join(field(score, "adapter"));
+    let (prompt, response) = (field(score, "prompt"), field(score, "response"));
+    let run = |adapter: &Path| {
+        let adapter = adapter.display().to_string();
+        json(&ok(&[
+            "score",
+            "--model",
+            &model,
+            "--adapter",
+            &adapter,
+            "--image",
+            &img,
+            "--prompt",
+            &prompt,
+            "--response",
+            &response,
+            "--image-aspect-ratio",
+            "dynamic",
+        ]))
+    };
+    let (ids, lps) = scores(&run(&adapter));
+    let (want_ids, want_lps) = scores(&score["with_adapter_and_projector"]);
+    assert_eq!(ids, want_ids);
+    let diff = max_abs_diff(&lps, &want_lps);
+    assert!(diff <= 1e-4, "log-probs differ from PEFT's by {diff}");
+
+    // The same adapter without its projector file: PEFT's adapter-only log-probs.
+    let lora_only = tempfile::tempdir().unwrap();
+    for name in ["adapter_config.json", "adapter_model.safetensors"] {
+        std::fs::copy(adapter.join(name), lora_only.path().join(name)).unwrap();
+    }
+    let (_, lps_only) = scores(&run(lora_only.path()));
+    let (_, want_only) = scores(&score["with_adapter_only"]);
+    assert!(max_abs_diff(&lps_only, &want_only) <= 1e-4);
+    assert!(max_abs_diff(&lps_only, &lps) > 1e-3);
+}

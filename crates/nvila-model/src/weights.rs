@@ -6,9 +6,13 @@
 //! module fields carry the checkpoint's names and no renaming table exists. Every key handed out
 //! is recorded; [`Weights::unused_keys`] / [`Weights::finish`] report what the model left over.
 //!
-//! Tensors keep the file's dtype (bf16 stays bf16) unless a dtype is asked for, and the files are
-//! memory-mapped, so host memory stays far below the checkpoint size: only the tensor being
-//! uploaded is copied.
+//! Tensors keep the file's dtype (bf16 stays bf16) unless a dtype is asked for. The files are
+//! memory-mapped only to parse and validate their headers; tensor bytes are read with `pread`
+//! into a buffer that lives until the upload. Host memory therefore stays far below the
+//! checkpoint size: only the tensor being uploaded is held. Copying out of the map instead would
+//! leave every touched page resident in the process (`RssFile`): loading the 16 GB NVILA-Lite-8B
+//! shape peaked at 18.9 GB `VmHWM` that way (docs/gpu.md, 2026-11-29), while pages read with
+//! `pread` belong to the kernel's page cache, not to the process.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -30,6 +34,9 @@ pub const INDEX_FILE: &str = "model.safetensors.index.json";
 
 struct Shard {
     path: PathBuf,
+    /// For `pread` of tensor bytes.
+    file: std::fs::File,
+    /// For the header and the bounds of the file; its data pages are never touched.
     map: Mmap,
     /// Offset of the data section (8-byte length + JSON header).
     data_start: usize,
@@ -109,9 +116,26 @@ fn open_shard(path: &Path) -> Result<Shard, ModelError> {
         })?;
     Ok(Shard {
         path: path.to_path_buf(),
+        file,
         map,
         data_start: 8 + header,
     })
+}
+
+/// The bytes of `range` of the shard's file, read with `pread` (see the module docs for why not
+/// from the map).
+#[cfg(unix)]
+fn read_range(shard: &Shard, range: std::ops::Range<usize>) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0u8; range.len()];
+    shard.file.read_exact_at(&mut bytes, range.start as u64)?;
+    Ok(bytes)
+}
+
+/// Elsewhere, a copy out of the map.
+#[cfg(not(unix))]
+fn read_range(shard: &Shard, range: std::ops::Range<usize>) -> std::io::Result<Vec<u8>> {
+    Ok(shard.map[range].to_vec())
 }
 
 fn burn_dtype(dtype: Dtype) -> Option<DType> {
@@ -268,14 +292,22 @@ impl Weights {
             message: format!("unsupported dtype {:?} (expected a float type)", info.dtype),
         })?;
         let (start, end) = info.data_offsets;
-        let bytes = shard
-            .map
-            .get(shard.data_start + start..shard.data_start + end)
-            .ok_or_else(|| ModelError::Safetensors {
+        let range = shard.data_start + start..shard.data_start + end;
+        let outside = || ModelError::Safetensors {
+            path: shard.path.clone(),
+            message: format!("tensor {key} lies outside the file (truncated?)"),
+        };
+        if range.end > shard.map.len() {
+            return Err(outside());
+        }
+        let bytes = read_range(shard, range).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => outside(),
+            _ => ModelError::Io {
                 path: shard.path.clone(),
-                message: format!("tensor {key} lies outside the file (truncated?)"),
-            })?;
-        let data = TensorData::from_bytes_vec(bytes.to_vec(), shape, file_dtype);
+                source: e,
+            },
+        })?;
+        let data = TensorData::from_bytes_vec(bytes, shape, file_dtype);
         let dtype = self.dtype.unwrap_or(file_dtype);
         let tensor = Tensor::<D>::from_data(data, (&self.device, file_dtype));
         let tensor = if dtype == file_dtype {

@@ -72,10 +72,35 @@ def make_small_ckpt(out, hidden, layers, heads, kv_heads, inter, vocab):
     make_ckpt(out, llm, vt, dtype=torch.float32, device="cpu")
 
 
-def host_memory():
-    status = pathlib.Path("/proc/self/status").read_text().splitlines()
-    field = lambda name: next((float(l.split()[1]) / 1024 for l in status if l.startswith(name)), 0.0)  # noqa: E731
-    return {"vm_hwm_mib": field("VmHWM:"), "rss_anon_mib": field("RssAnon:"),
+def status_mib(pid, name):
+    """A `/proc/PID/status` field (`VmHWM:`, `RssAnon:`, ...) in MiB, or None."""
+    try:
+        lines = pathlib.Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    return next((float(l.split()[1]) / 1024 for l in lines if l.startswith(name)), None)
+
+
+class PeakAnon:
+    """Polls a process's `RssAnon` every 0.2 s: `VmHWM` also counts the file pages of
+    memory-mapped checkpoints, which the kernel can drop at will, so both are reported."""
+
+    def __init__(self, pid="self"):
+        import threading
+
+        self.pid, self.peak, self.stop = pid, 0.0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            self.peak = max(self.peak, status_mib(self.pid, "RssAnon:") or 0.0)
+            self.stop.wait(0.2)
+
+
+def host_memory(anon=None):
+    return {"vm_hwm_mib": status_mib("self", "VmHWM:"), "rss_anon_mib": status_mib("self", "RssAnon:"),
+            "rss_anon_peak_mib": anon.peak if anon else None,
             "ru_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -135,6 +160,7 @@ def bench_torch(ckpt, data, steps, out_path, device, dtype_name, seq):
         report["gpu"] = torch.cuda.get_device_name(0)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
+    anon = PeakAnon()
     t = time.time()
     attn = "sdpa"
     llm = Qwen2ForCausalLM.from_pretrained(ckpt / "llm", dtype=dtype, attn_implementation=attn).to(device)
@@ -208,7 +234,7 @@ def bench_torch(ckpt, data, steps, out_path, device, dtype_name, seq):
     median = warm[len(warm) // 2]
     report.update({
         "steps": steps, "tokens_per_step": step_tokens, "first_step_s": step_times[0], "median_step_s": median,
-        "tokens_per_s": step_tokens / median, "losses": losses, "host": host_memory(),
+        "tokens_per_s": step_tokens / median, "losses": losses, "host": host_memory(anon),
     })
     if device == "cuda":
         report["gpu_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -219,23 +245,50 @@ def bench_torch(ckpt, data, steps, out_path, device, dtype_name, seq):
         pathlib.Path(out_path).write_text(text + "\n")
 
 
-def gpu_used_mib(pid):
-    """GPU memory of process `pid` as `nvidia-smi` reports it (its CUDA context included)."""
+def nvidia_smi(*query):
     import subprocess
 
     try:
-        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10).stdout
+        return subprocess.run(["nvidia-smi", *query, "--format=csv,noheader,nounits"],
+                              capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    for line in out.splitlines():
+
+
+def gpu_used_mib(pid):
+    """GPU memory of process `pid` as `nvidia-smi` reports it (its CUDA context included), and
+    the whole GPU's used memory (the per-process row is missing in some VMs)."""
+    out = nvidia_smi("--query-compute-apps=pid,used_memory")
+    own = None
+    for line in (out or "").splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) == 2 and parts[0] == str(pid):
-            return float(parts[1])
-    return 0.0
+            own = float(parts[1])
+    total = nvidia_smi("--query-gpu=memory.used")
+    try:
+        total = float(total.splitlines()[0]) if total else None
+    except ValueError:
+        total = None
+    return own, total
 
 
-def bench_ours(trainer, ckpt, data, steps, out_path, device, dtype_name, seq, run_dir):
+def stacks(pid, path):
+    """All threads' stacks of a running process (`cuda-gdb` is the debugger the GPU machine has)."""
+    import shutil
+    import subprocess
+
+    gdb = shutil.which("cuda-gdb") or shutil.which("gdb")
+    if not gdb:
+        return
+    try:
+        out = subprocess.run([gdb, "-batch", "-p", str(pid), "-ex", "thread apply all bt 40"],
+                             capture_output=True, text=True, timeout=60)
+        pathlib.Path(path).write_text(out.stdout + out.stderr)
+    except (OSError, subprocess.SubprocessError) as e:
+        pathlib.Path(path).write_text(f"{gdb}: {e}\n")
+
+
+def bench_ours(trainer, ckpt, data, steps, out_path, device, dtype_name, seq, run_dir, timeout, stacks_at, log):
     import shutil
     import subprocess
 
@@ -246,33 +299,49 @@ def bench_ours(trainer, ckpt, data, steps, out_path, device, dtype_name, seq, ru
            "--output-dir", str(run_dir), "--max-steps", str(steps), "--device", device,
            "--dtype", dtype_name, "--model-max-length", str(seq), "--save-steps", str(steps + 1)]
     print("$ " + " ".join(cmd), flush=True)
+    baseline = gpu_used_mib(0)[1]
     t = time.time()
-    proc = subprocess.Popen(cmd)
-    hwm, gpu = 0.0, None
+    sink = open(log, "w") if log else None
+    proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT if sink else None)
+    hwm, anon, gpu, gpu_total = 0.0, 0.0, None, None
+    pending = sorted(stacks_at)
+    timed_out = False
     while proc.poll() is None:
-        try:
-            status = pathlib.Path(f"/proc/{proc.pid}/status").read_text()
-            hwm = max(hwm, next(float(l.split()[1]) / 1024 for l in status.splitlines() if l.startswith("VmHWM:")))
-        except (OSError, StopIteration):
-            pass
-        used = gpu_used_mib(proc.pid)
-        if used is not None:
-            gpu = max(gpu or 0.0, used)
+        hwm = max(hwm, status_mib(proc.pid, "VmHWM:") or 0.0)
+        anon = max(anon, status_mib(proc.pid, "RssAnon:") or 0.0)
+        own, total = gpu_used_mib(proc.pid)
+        if own is not None:
+            gpu = max(gpu or 0.0, own)
+        if total is not None:
+            gpu_total = max(gpu_total or 0.0, total)
+        waited = time.time() - t
+        if pending and waited >= pending[0]:
+            stacks(proc.pid, f"{log or 'ours'}.stacks_{int(pending.pop(0))}s.txt")
+        if timeout and waited > timeout:
+            stacks(proc.pid, f"{log or 'ours'}.stacks_timeout.txt")
+            proc.kill()
+            timed_out = True
+            break
         time.sleep(0.2)
+    proc.wait()
     wall = time.time() - t
     records = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l.strip()] \
         if (run_dir / "metrics.jsonl").exists() else []
+    # Each record holds its own step's rate; the first step carries kernel compilation.
     rates = sorted(r["tokens_per_s"] for r in records[1:] if r.get("tokens_per_s")) or \
         [r["tokens_per_s"] for r in records if r.get("tokens_per_s")]
-    report = {"command": cmd, "exit_code": proc.returncode, "wall_s": wall, "device": device, "dtype": dtype_name,
-              "seq": seq, "steps": len(records), "tokens_per_s": rates[len(rates) // 2] if rates else None,
-              "records": records, "host_vm_hwm_mib": hwm, "gpu_peak_used_mib_nvidia_smi": gpu}
+    report = {"command": cmd, "exit_code": proc.returncode, "timed_out": timed_out, "wall_s": wall,
+              "device": device, "dtype": dtype_name, "seq": seq, "steps": len(records),
+              "tokens_per_s": rates[len(rates) // 2] if rates else None, "records": records,
+              "host_vm_hwm_mib": hwm, "host_rss_anon_peak_mib": anon,
+              "gpu_peak_used_mib_nvidia_smi": gpu, "gpu_total_used_peak_mib": gpu_total,
+              "gpu_total_used_before_mib": baseline}
     text = json.dumps(report, indent=2)
     print(text)
     if out_path:
         pathlib.Path(out_path).write_text(text + "\n")
     if proc.returncode != 0:
-        sys.exit(proc.returncode)
+        sys.exit(proc.returncode or 1)
 
 
 def main():
@@ -296,13 +365,18 @@ def main():
     o.add_argument("--data", required=True); o.add_argument("--steps", type=int, default=4)
     o.add_argument("--out"); o.add_argument("--device", default="cuda:0"); o.add_argument("--dtype", default="bf16")
     o.add_argument("--seq", type=int, default=4096); o.add_argument("--run-dir", default="bench_train_run")
+    o.add_argument("--timeout", type=float, default=0, help="kill after this many seconds (0: never)")
+    o.add_argument("--stacks-at", type=float, nargs="*", default=[],
+                   help="seconds after the start at which to save all threads' stacks")
+    o.add_argument("--log", help="the trainer's output goes here (stacks beside it)")
     a = ap.parse_args()
     if a.cmd == "make-data":
         make_data(a.out, a.ckpt, a.tokens, a.samples)
     elif a.cmd == "make-ckpt":
         make_small_ckpt(a.out, a.hidden, a.layers, a.heads, a.kv_heads, a.inter, a.vocab)
     elif a.cmd == "ours":
-        bench_ours(a.trainer, a.ckpt, a.data, a.steps, a.out, a.device, a.dtype, a.seq, a.run_dir)
+        bench_ours(a.trainer, a.ckpt, a.data, a.steps, a.out, a.device, a.dtype, a.seq, a.run_dir,
+                   a.timeout, a.stacks_at, a.log)
     else:
         bench_torch(a.ckpt, a.data, a.steps, a.out, a.device, a.dtype, a.seq)
 

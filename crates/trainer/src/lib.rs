@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod optim;
 pub mod plan;
 pub mod plot;
+pub mod projector;
 pub mod run;
 pub mod schedule;
 pub mod state;

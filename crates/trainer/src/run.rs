@@ -15,7 +15,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
-use lora::{ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, PeftAdapter};
+use lora::{
+    ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, NON_LORA_TRAINABLES_FILE, PeftAdapter,
+    save_non_lora_trainables,
+};
 use nvila_model::NvilaModel;
 use nvila_model::processor::ImageAspectRatio as ProcessorAspect;
 use nvila_model::text::decoder::Qwen2DecoderLayer;
@@ -32,6 +35,7 @@ use crate::data::{
 use crate::metrics::{METRICS_FILE, MetricsRecord, MetricsWriter, Progress, ProgressMode};
 use crate::optim::{AdamW, DecayGroup, OPTIMIZER_FILE};
 use crate::plan::{MemoryEstimate, plan_text, safetensors_bytes};
+use crate::projector;
 use crate::schedule::{CosineSchedule, HfVersion, max_steps, warmup_steps};
 use crate::state::{LogEntry, TRAINER_STATE_NAME, TrainerState};
 use crate::step::{Chunks, IGNORE_INDEX, LlmBatch, forward_backward, mix_seed};
@@ -178,9 +182,6 @@ fn check_supported(cfg: &TrainConfig) -> Result<(), RunError> {
     if cfg.lora_vt || cfg.tune_vision_tower {
         return refuse("training the vision tower (lora_vt / tune_vision_tower)");
     }
-    if cfg.tune_mm_projector {
-        return refuse("training the projector (tune_mm_projector)");
-    }
     if !cfg.lora_llm {
         return refuse("LoRA without lora_llm (there would be nothing to train)");
     }
@@ -188,7 +189,9 @@ fn check_supported(cfg: &TrainConfig) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Splices each sample's images into its embedded tokens and right-pads the micro-batch.
+/// Splices each sample's images into its embedded tokens and right-pads the micro-batch. The
+/// embeddings keep their graph: with a trainable projector it leads back to its parameters
+/// (with a frozen one there is none).
 fn embed_micro_batch(
     model: &NvilaModel<TrainProjection>,
     samples: &[PreparedSample],
@@ -198,7 +201,7 @@ fn embed_micro_batch(
         let pixels = (s.pixel_values.n_tiles > 0).then_some(&s.pixel_values);
         let spliced = model.embed_inputs(&s.input_ids, pixels, Some(&s.labels))?;
         let labels = spliced.labels.unwrap_or_default();
-        rows.push((spliced.embeds.inner(), labels));
+        rows.push((spliced.embeds, labels));
     }
     let seq = rows.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
     let b = rows.len();
@@ -235,6 +238,23 @@ fn embed_micro_batch(
 /// Seed of the dropout stream of (step, micro-batch): the same in a resumed run.
 fn step_seed(seed: u64, step: u64, micro: usize) -> u64 {
     mix_seed(seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (micro as u64).rotate_left(32))
+}
+
+/// `non_lora_trainables.safetensors` for a checkpoint: the tuned projector's tensors (f32, VILA's
+/// keys), or none (VILA writes an empty `non_lora_trainables.bin` when nothing else trains).
+fn non_lora_file(
+    mm_projector: &nvila_model::projector::Projector,
+    scratch: &Path,
+) -> Result<CheckpointFile, RunError> {
+    let tensors = projector::non_lora_tensors(mm_projector)?;
+    std::fs::create_dir_all(scratch)
+        .map_err(|e| RunError::Other(format!("{}: {e}", scratch.display())))?;
+    let path = scratch.join(NON_LORA_TRAINABLES_FILE);
+    save_non_lora_trainables(&path, &tensors)?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| RunError::Other(format!("{}: could not read back: {e}", path.display())))?;
+    let _ = std::fs::remove_dir_all(scratch);
+    Ok(CheckpointFile::bytes(NON_LORA_TRAINABLES_FILE, bytes))
 }
 
 /// Bytes of the files a [`PeftAdapter`] writes, for a checkpoint.
@@ -337,7 +357,21 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
         },
     };
     let mut model = adapter::attach(base, init)?;
-    let trainable = adapter::trainable_count(&model.llm);
+    if cfg.tune_mm_projector {
+        model.mm_projector = projector::make_trainable(model.mm_projector);
+        if let Some(ckpt) = &resume {
+            model.mm_projector = projector::load(
+                model.mm_projector,
+                &ckpt.path.join(NON_LORA_TRAINABLES_FILE),
+            )?;
+        }
+    }
+    let trainable = adapter::trainable_count(&model.llm)
+        + if cfg.tune_mm_projector {
+            projector::trainable_count(&model.mm_projector)
+        } else {
+            0
+        };
 
     if opts.dry_run {
         let memory = MemoryEstimate::new(
@@ -400,6 +434,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
     let base_config = std::fs::read(&base_config_path)
         .map_err(|e| RunError::Other(format!("{}: {e}", base_config_path.display())))?;
     let started = Instant::now();
+    let mut last_record_s = 0.0;
     let mut tokens_seen = 0u64;
     let mut losses = Vec::new();
     let mut step = start;
@@ -438,7 +473,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
                     }
                 }
             };
-            let loss = forward_backward(
+            let (loss, input_grad) = forward_backward(
                 &model.llm,
                 &llm_batch,
                 scale,
@@ -447,6 +482,19 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
                 &mut collect,
             )?;
             ce_sum += loss.ce_sum;
+            if cfg.tune_mm_projector {
+                // The splice keeps the projector's graph: Σ embeds ⊙ ∂loss/∂embeds
+                // backpropagates the LLM's input gradient into the projector.
+                let surrogate = (llm_batch.embeds * input_grad.autodiff()).sum();
+                let mut g = surrogate.backward();
+                for (key, gr) in projector::take_grads(&model.mm_projector, &mut g) {
+                    let sum = match grads.remove(&key) {
+                        Some(prev) => prev + gr,
+                        None => gr,
+                    };
+                    grads.insert(key, sum);
+                }
+            }
         }
         let loss = ce_sum / n_items as f64;
         if !loss.is_finite() {
@@ -456,28 +504,37 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
             });
         }
 
-        // Gradients by PEFT key, in the trainables' order.
-        let trainables = adapter::trainables(&model.llm);
+        // Gradients by PEFT key, in VILA's `named_parameters()` order (LoRA factors of the
+        // LLM, then the projector's tensors): f32 values without a graph and their decay group.
+        let mut trainables: Vec<(String, Tensor<2>, DecayGroup)> = adapter::trainables(&model.llm)
+            .into_iter()
+            .map(|t| (t.key, t.value.inner(), DecayGroup::Decay))
+            .collect();
+        if cfg.tune_mm_projector {
+            trainables.extend(
+                projector::trainables(&model.mm_projector)
+                    .into_iter()
+                    .map(|t| (t.key, t.value, t.group)),
+            );
+        }
         let mut grad_list = Vec::with_capacity(trainables.len());
-        for t in &trainables {
-            let g = grads.remove(&t.key).unwrap_or_else(|| {
-                Tensor::zeros(
-                    t.value.dims(),
-                    (&t.value.device().without_autodiff(), DType::F32),
-                )
-            });
+        for (key, value, _) in &trainables {
+            let g = grads
+                .remove(key)
+                .unwrap_or_else(|| Tensor::zeros(value.dims(), (&value.device(), DType::F32)));
             grad_list.push(g);
         }
         let clip = clip_grad_norm(&mut grad_list, cfg.max_grad_norm);
         let lr = schedule.lr_at(step);
         let mut new = BTreeMap::new();
-        for (t, g) in trainables.iter().zip(grad_list) {
-            let value =
-                optim.step_param(&t.key, t.value.clone().inner(), g, lr, DecayGroup::Decay)?;
-            new.insert(t.key.clone(), value);
+        for ((key, value, group), g) in trainables.into_iter().zip(grad_list) {
+            let value = optim.step_param(&key, value, g, lr, group)?;
+            new.insert(key, value);
         }
-        drop(trainables);
         model.llm = adapter::update(model.llm, &mut new);
+        if cfg.tune_mm_projector {
+            model.mm_projector = projector::update(model.mm_projector, &mut new);
+        }
         step += 1;
         losses.push(loss);
         tokens_seen += step_tokens as u64;
@@ -497,16 +554,19 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
             Some(f64::from(clip.total_norm)),
         ));
         let elapsed = started.elapsed().as_secs_f64();
+        // One record per step: the rate is this step's (the first one carries kernel
+        // compilation on a GPU, so a run-long average would hide the steady rate).
         let record = MetricsRecord {
             step,
             epoch,
             loss,
             learning_rate: logged_lr,
             grad_norm: f64::from(clip.total_norm),
-            tokens: step_tokens as u64,
-            tokens_per_s: tokens_seen as f64 / elapsed.max(1e-9),
+            tokens: tokens_seen,
+            tokens_per_s: step_tokens as f64 / (elapsed - last_record_s).max(1e-9),
             elapsed_s: elapsed,
         };
+        last_record_s = elapsed;
         metrics.append(&record)?;
         progress.update(&record);
 
@@ -515,6 +575,10 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
                 &adapter::to_peft(adapter_config.clone(), &model.llm)?,
                 &out.join(".adapter-scratch"),
             )?;
+            files.push(non_lora_file(
+                &model.mm_projector,
+                &out.join(".adapter-scratch"),
+            )?);
             state.set_control_for_save(step >= total);
             files.push(state.checkpoint_file());
             files.push(optim.checkpoint_file()?);
@@ -550,6 +614,10 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
     // Final adapter in output_dir, then the trainer state, the curve, and last the marker.
     let final_adapter = adapter::to_peft(adapter_config, &model.llm)?;
     final_adapter.save(&out)?;
+    save_non_lora_trainables(
+        &out.join(NON_LORA_TRAINABLES_FILE),
+        &projector::non_lora_tensors(&model.mm_projector)?,
+    )?;
     state.save(&out.join(TRAINER_STATE_NAME))?;
     let points: Vec<(u64, f64)> = state
         .log_history

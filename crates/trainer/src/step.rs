@@ -113,6 +113,8 @@ pub fn layer_seed(seed: u64, layer: usize) -> u64 {
 
 /// Runs `batch` forward and backward through `llm` (on an autodiff device, its trainable
 /// parameters requiring grad), scaling the loss by `loss_scale` (`1 / num_items_in_batch`);
+/// returns the loss and `∂(scaled loss)/∂embeds` (for trainable parts before the LLM: the
+/// projector);
 /// `seed` names the micro-batch's dropout streams, `chunks` bounds the activation memory.
 /// During layer `i`'s backward, `collect(i, layer, grads)` takes that layer's parameter
 /// gradients out of `grads` (e.g. with `param.val().grad_remove(grads)`); it is called once per
@@ -123,6 +125,7 @@ pub fn layer_seed(seed: u64, layer: usize) -> u64 {
 ///
 /// - batch.embeds: `[batch, seq, hidden]`
 /// - batch.labels: `batch * seq`
+/// - returned input gradient: `[batch, seq, hidden]` (no graph, the embeddings' dtype)
 pub fn forward_backward<P: Projection>(
     llm: &Qwen2ForCausalLM<P>,
     batch: &LlmBatch,
@@ -130,7 +133,7 @@ pub fn forward_backward<P: Projection>(
     chunks: Chunks,
     seed: u64,
     collect: &mut dyn FnMut(usize, &Qwen2DecoderLayer<P>, &mut Gradients),
-) -> Result<MicroBatchLoss, ModelError> {
+) -> Result<(MicroBatchLoss, Tensor<3>), ModelError> {
     let [b, s, h] = batch.embeds.dims();
     if batch.labels.len() != b * s {
         return Err(ModelError::Input(format!(
@@ -249,10 +252,11 @@ pub fn forward_backward<P: Projection>(
             .ok_or_else(|| no_grad(i, "input"))?;
         grad = g_residual + g_qkv;
     }
-    Ok(MicroBatchLoss {
+    let loss = MicroBatchLoss {
         ce_sum,
         tokens: rows.len(),
-    })
+    };
+    Ok((loss, grad))
 }
 
 /// Gradients of `Σ attend(q, k, v) ⊙ g_out` with respect to q, k, v, recomputing the attention

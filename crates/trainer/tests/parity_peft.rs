@@ -29,13 +29,14 @@ fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(1e-12)
 }
 
-/// `name → values` of an adapter file (f32).
-fn adapter_tensors(dir: &Path) -> HashMap<String, Vec<f32>> {
-    let bytes = std::fs::read(dir.join("adapter_model.safetensors")).unwrap();
+/// `name → values` of a safetensors file of f32 tensors.
+fn tensors(file: &Path) -> HashMap<String, Vec<f32>> {
+    let bytes = std::fs::read(file).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     st.tensors()
         .into_iter()
         .map(|(name, view)| {
+            assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
             let values = view
                 .data()
                 .chunks_exact(4)
@@ -60,9 +61,13 @@ fn registry_file(dir: &Path) -> PathBuf {
     path
 }
 
-#[test]
-fn ten_steps_match_pytorch_peft() {
-    let reference = reference();
+/// Runs the trainer as `reference` (a `reference.json` of `make_parity.py`) describes, from the
+/// fixture's initial adapter, and checks loss, grad norm and lr of every step against it.
+/// Returns the output folder and the worst relative loss and grad-norm differences.
+fn run_and_compare_steps(
+    reference: &Value,
+    tune_projector: bool,
+) -> (tempfile::TempDir, u64, f64, f64) {
     let config = &reference["config"];
     let out = tempfile::tempdir().unwrap();
     let param = |k: &str| -> String {
@@ -98,12 +103,14 @@ fn ten_steps_match_pytorch_peft() {
         ("lora_r", param("lora_r")),
         ("lora_alpha", param("lora_alpha")),
         ("lora_dropout", param("lora_dropout")),
+        ("tune_mm_projector", param("tune_mm_projector")),
         ("save_steps", param("max_steps")),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let cfg = TrainConfig::resolve(None, &HashMap::new(), &overrides).unwrap();
+    assert_eq!(cfg.tune_mm_projector, tune_projector);
     let options = RunOptions {
         init_adapter: Some(fixtures().join("init_adapter")),
         progress: Some(trainer::metrics::ProgressMode::Hidden),
@@ -144,25 +151,43 @@ fn ten_steps_match_pytorch_peft() {
             g.learning_rate
         );
     }
+    (out, steps, worst_loss, worst_norm)
+}
 
-    let ours = adapter_tensors(&out.path().join("run"));
-    let theirs = adapter_tensors(&fixtures().join("final_adapter"));
+/// The worst of max |ours − theirs| / max |theirs| over the tensors of two safetensors files
+/// with the same keys (f32).
+fn worst_tensor_rel(ours: &Path, theirs: &Path) -> f64 {
+    let (ours, theirs) = (tensors(ours), tensors(theirs));
     assert_eq!(
         ours.keys().collect::<std::collections::BTreeSet<_>>(),
         theirs.keys().collect::<std::collections::BTreeSet<_>>()
     );
-    let mut worst_adapter = 0f64;
+    let mut worst = 0f64;
     for (name, want) in &theirs {
         let got = &ours[name];
+        assert_eq!(got.len(), want.len(), "{name}");
         let max_ref = want.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
         let max_diff = got
             .iter()
             .zip(want)
             .fold(0f32, |m, (a, b)| m.max((a - b).abs())) as f64;
         let r = max_diff / max_ref.max(1e-12);
-        worst_adapter = worst_adapter.max(r);
+        worst = worst.max(r);
         assert!(r <= 1e-3, "{name}: max rel {r}");
     }
+    worst
+}
+
+#[test]
+fn ten_steps_match_pytorch_peft() {
+    let reference = reference();
+    let (out, steps, worst_loss, worst_norm) = run_and_compare_steps(&reference, false);
+    let worst_adapter = worst_tensor_rel(
+        &out.path().join("run/adapter_model.safetensors"),
+        &fixtures().join("final_adapter/adapter_model.safetensors"),
+    );
+    // Nothing but the adapter trains: VILA's non-LoRA trainables file is empty.
+    assert!(tensors(&out.path().join("run/non_lora_trainables.safetensors")).is_empty());
     // The adapter file is the one committed as `rust_adapter/`, which Python PEFT loaded
     // (`make_parity.py --verify-rust`) to make the reference of infer-cli's interop test.
     let bytes = |d: PathBuf| std::fs::read(d.join("adapter_model.safetensors")).unwrap();
@@ -173,5 +198,40 @@ fn ten_steps_match_pytorch_peft() {
     eprintln!(
         "parity vs PyTorch+PEFT over {steps} steps: loss ≤ {worst_loss:.2e}, grad norm ≤ \
          {worst_norm:.2e}, final adapter ≤ {worst_adapter:.2e} (relative)"
+    );
+}
+
+/// The same run with `tune_mm_projector` (`make_parity.py --variant projector`): the projector
+/// trains in full beside the adapter, in VILA's decay groups, its gradient clipped with the
+/// adapter's; losses, grad norms, the final adapter and the final projector tensors
+/// (`non_lora_trainables.safetensors`, VILA's keys) match PyTorch + PEFT.
+#[test]
+fn ten_steps_with_tuned_projector_match_pytorch_peft() {
+    let text = std::fs::read_to_string(fixtures().join("projector/reference.json")).unwrap();
+    let reference: Value = serde_json::from_str(&text).unwrap();
+    let (out, steps, worst_loss, worst_norm) = run_and_compare_steps(&reference, true);
+    let theirs = fixtures().join("projector/final_adapter");
+    let worst_adapter = worst_tensor_rel(
+        &out.path().join("run/adapter_model.safetensors"),
+        &theirs.join("adapter_model.safetensors"),
+    );
+    let worst_projector = worst_tensor_rel(
+        &out.path().join("run/non_lora_trainables.safetensors"),
+        &theirs.join("non_lora_trainables.safetensors"),
+    );
+    // The projector really moved: its final tensors differ from the checkpoint's.
+    let trained = tensors(&out.path().join("run/non_lora_trainables.safetensors"));
+    let base =
+        tensors(&workspace().join("fixtures/golden/tiny-nvila/mm_projector/model.safetensors"));
+    let key = "base_model.model.mm_projector.layers.7.weight";
+    let moved = trained[key]
+        .iter()
+        .zip(&base["layers.7.weight"])
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(moved > 1e-4, "the projector did not train ({moved})");
+    eprintln!(
+        "tune_mm_projector parity over {steps} steps: loss ≤ {worst_loss:.2e}, grad norm ≤ \
+         {worst_norm:.2e}, adapter ≤ {worst_adapter:.2e}, projector ≤ {worst_projector:.2e} \
+         (relative)"
     );
 }

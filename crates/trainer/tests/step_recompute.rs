@@ -97,7 +97,8 @@ fn recompute_with_dropout_equals_a_full_backward() {
             }
         }
     };
-    let loss = forward_backward(llm, &batch, scale, CHUNKS, seed, &mut collect).unwrap();
+    let (loss, input_grad) =
+        forward_backward(llm, &batch, scale, CHUNKS, seed, &mut collect).unwrap();
     let factors = lora_ids(&llm.model.layers[0]).len();
     assert_eq!(by_factor.len(), llm.model.layers.len() * factors);
     let got: Vec<Vec<f32>> = by_factor.into_values().collect();
@@ -106,7 +107,8 @@ fn recompute_with_dropout_equals_a_full_backward() {
     let positions = sequential_positions(b, 0, s, &inner);
     let (cos, sin) = llm.model.rotary_emb.cos_sin(positions, DType::F32);
     let mask = attention_mask(b, s, 0, s, Some(padding), &inner).unwrap();
-    let mut x = embeds.autodiff();
+    let x0 = embeds.autodiff().require_grad();
+    let mut x = x0.clone();
     for (i, layer) in llm.model.layers.iter().enumerate() {
         device.seed(layer_seed(seed, i));
         x = layer
@@ -140,6 +142,19 @@ fn recompute_with_dropout_equals_a_full_backward() {
             want.push(values(p.grad_remove(&mut grads).unwrap()));
         }
     }
+
+    // The input gradient the step returns (what a trainable projector backpropagates).
+    let want_input = values(x0.grad_remove(&mut grads).unwrap().reshape([b * s, h]));
+    let got_input = values(input_grad.reshape([b * s, h]));
+    let input_scale = want_input.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let input_diff = got_input
+        .iter()
+        .zip(&want_input)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        input_scale > 0.0 && input_diff <= 1e-4 * input_scale,
+        "input gradient: max diff {input_diff} (scale {input_scale})"
+    );
 
     assert_eq!(loss.tokens, n);
     assert!((loss.ce_sum - f64::from(ce_value)).abs() <= 1e-4 * f64::from(ce_value).abs());
