@@ -177,6 +177,11 @@ def bench_torch(ckpt, data, steps, out_path, device, dtype_name, seq):
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=targets, bias="none",
                       task_type="CAUSAL_LM")
     model = get_peft_model(llm, lora)
+    # from_pretrained returns the model in eval mode, and HF recomputes layers only when
+    # `self.gradient_checkpointing and self.training`: without train() the run keeps every
+    # activation (64 GB at 4096 tokens on the H200, 2026-11-30) and is no reference.
+    model.train()
+    assert llm.model.gradient_checkpointing and llm.model.training
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
                             betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)

@@ -30,6 +30,7 @@
 //! the supervised tokens of the whole **global** batch (all accumulation steps and ranks), as
 //! VILA's patched `compute_loss` (nvila.md §3.4): a token mean over the global batch.
 
+use burn::module::Module;
 use burn::tensor::Gradients;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, DType, IndexingUpdateOp, Int, Tensor, TensorData};
@@ -133,7 +134,10 @@ pub fn forward_backward<P: Projection>(
     chunks: Chunks,
     seed: u64,
     collect: &mut dyn FnMut(usize, &Qwen2DecoderLayer<P>, &mut Gradients),
-) -> Result<(MicroBatchLoss, Tensor<3>), ModelError> {
+) -> Result<(MicroBatchLoss, Tensor<3>), ModelError>
+where
+    Qwen2ForCausalLM<P>: Module,
+{
     let [b, s, h] = batch.embeds.dims();
     if batch.labels.len() != b * s {
         return Err(ModelError::Input(format!(
@@ -171,7 +175,15 @@ pub fn forward_backward<P: Projection>(
     let mask = mask.map(Tensor::autodiff);
     let mut inputs = Vec::with_capacity(llm.model.layers.len());
     let mut x = x0;
-    for (i, layer) in llm.model.layers.iter().enumerate() {
+    // The first pass must record no graph at all. burn's autodiff frees the steps of tensors
+    // dropped without a backward only when a later `backward` sweeps orphans (burn-autodiff
+    // 0.22.1 `runtime/graph.rs`, `cleanup_orphaned_entries`), so a tracked first pass kept
+    // every layer's saved activations alive to its end: 52.8 GB on the H200 at the 8B shape
+    // instead of the ~18 GB planned (docs/gpu.md, 2026-11-30). A copy whose parameters
+    // require no gradient runs untracked on the same autodiff device, where LoRA dropout is
+    // active and draws the same masks from the same seeded stream.
+    let untracked = llm.clone().no_grad();
+    for (i, layer) in untracked.model.layers.iter().enumerate() {
         inputs.push(x.clone());
         ad_device.seed(layer_seed(seed, i));
         let xa = x.autodiff();
