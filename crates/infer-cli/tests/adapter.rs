@@ -851,3 +851,44 @@ fn adapter_with_tuned_projector_gives_pefts_logprobs() {
     assert!(max_abs_diff(&lps_only, &want_only) <= 1e-4);
     assert!(max_abs_diff(&lps_only, &lps) > 1e-3);
 }
+
+/// The other way for the projector: what the Rust trainer wrote with `tune_mm_projector`
+/// (`projector/rust_adapter/`, bit-equal to `tests/parity_peft.rs`'s run), loaded in Python as
+/// VILA does (`make_parity.py --verify-rust`), gives `peft_score.json`; infer-cli agrees.
+#[test]
+fn rust_saved_adapter_with_projector_gives_the_logprobs_python_computes() {
+    let parity = repo().join("crates/trainer/tests/fixtures/parity");
+    let folder = parity.join("projector/rust_adapter");
+    let peft: Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("peft_score.json")).unwrap())
+            .unwrap();
+    assert_eq!(peft["tuned_projector"], Value::Bool(true));
+    let field = |name: &str| peft[name].as_str().unwrap().to_string();
+    let model = repo()
+        .join("fixtures/golden/tiny-nvila")
+        .display()
+        .to_string();
+    let img = parity.join(field("image")).display().to_string();
+    let adapter = folder.display().to_string();
+    let (prompt, response) = (field("prompt"), field("response"));
+    let out = ok(&[
+        "score",
+        "--model",
+        &model,
+        "--adapter",
+        &adapter,
+        "--image",
+        &img,
+        "--prompt",
+        &prompt,
+        "--response",
+        &response,
+        "--image-aspect-ratio",
+        "dynamic",
+    ]);
+    let (ids, lps) = scores(&json(&out));
+    let (want_ids, want_lps) = scores(&peft);
+    assert_eq!(ids, want_ids);
+    let diff = max_abs_diff(&lps, &want_lps);
+    assert!(diff <= 1e-4, "log-probs differ from Python's by {diff}");
+}

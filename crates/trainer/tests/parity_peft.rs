@@ -229,6 +229,18 @@ fn ten_steps_with_tuned_projector_match_pytorch_peft() {
         .zip(&base["layers.7.weight"])
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(moved > 1e-4, "the projector did not train ({moved})");
+    // The files are the ones committed as `projector/rust_adapter/`, which Python loaded as VILA
+    // does (`make_parity.py --verify-rust`) for infer-cli's interop test.
+    for name in [
+        "adapter_model.safetensors",
+        "non_lora_trainables.safetensors",
+    ] {
+        let bytes = |d: PathBuf| std::fs::read(d.join(name)).unwrap();
+        assert!(
+            bytes(out.path().join("run")) == bytes(fixtures().join("projector/rust_adapter")),
+            "{name} differs from the committed projector/rust_adapter/"
+        );
+    }
     eprintln!(
         "tune_mm_projector parity over {steps} steps: loss ≤ {worst_loss:.2e}, grad norm ≤ \
          {worst_norm:.2e}, adapter ≤ {worst_adapter:.2e}, projector ≤ {worst_projector:.2e} \

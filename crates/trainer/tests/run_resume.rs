@@ -141,6 +141,52 @@ fn stopped_run_resumes_to_the_uninterrupted_adapter_and_a_finished_run_is_skippe
     assert_eq!(adapter_bytes(&out), before);
 }
 
+/// With `tune_mm_projector` the projector's f32 values come back from the checkpoint's
+/// `non_lora_trainables.safetensors` and its AdamW moments from the optimizer file: the resumed
+/// run ends with the same adapter and the same projector as the uninterrupted one.
+#[test]
+fn run_with_tuned_projector_resumes_to_the_same_adapter_and_projector() {
+    let _turn = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = data(tmp.path());
+    let with_projector = |out: &Path| {
+        let mut a = args(&registry, out);
+        a.push(("tune_mm_projector".into(), "true".into()));
+        TrainConfig::resolve(None, &HashMap::new(), &a).unwrap()
+    };
+    let projector = |d: &Path| std::fs::read(d.join("non_lora_trainables.safetensors")).unwrap();
+
+    let full = tmp.path().join("uninterrupted");
+    let outcome = train(&with_projector(&full), &quiet()).unwrap();
+    assert!(matches!(outcome, RunOutcome::Finished { steps: STEPS, .. }));
+    // The projector trained: its file holds VILA's keys, and a LoRA-only run's is empty.
+    let trained = projector(&full);
+    let st = safetensors::SafeTensors::deserialize(&trained).unwrap();
+    assert!(
+        st.names()
+            .iter()
+            .any(|n| *n == "base_model.model.mm_projector.layers.7.weight")
+    );
+    assert!(projector(&full.join("checkpoint-2")).len() > 1000);
+
+    let out = tmp.path().join("resumed");
+    let cfg = with_projector(&out);
+    let stopped = train(
+        &cfg,
+        &RunOptions {
+            stop_after: Some(3),
+            ..quiet()
+        },
+    )
+    .unwrap();
+    assert_eq!(stopped, RunOutcome::Stopped(3));
+    let resumed = train(&cfg, &quiet()).unwrap();
+    assert!(matches!(resumed, RunOutcome::Finished { steps: STEPS, .. }));
+    assert_eq!(adapter_bytes(&out), adapter_bytes(&full), "adapters differ");
+    assert!(projector(&out) == trained, "projectors differ");
+    assert_eq!(losses(&out), losses(&full), "metrics after resume differ");
+}
+
 #[test]
 fn sigkill_and_a_crash_while_writing_a_checkpoint_resume_to_the_same_adapter() {
     let _turn = serial();
