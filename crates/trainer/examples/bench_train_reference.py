@@ -293,7 +293,8 @@ def stacks(pid, path):
         pathlib.Path(path).write_text(f"{gdb}: {e}\n")
 
 
-def bench_ours(trainer, ckpt, data, steps, out_path, device, dtype_name, seq, run_dir, timeout, stacks_at, log):
+def bench_ours(trainer, ckpt, data, steps, out_path, device, dtype_name, seq, run_dir, timeout, stacks_at, log,
+               extra=()):
     import shutil
     import subprocess
 
@@ -302,7 +303,7 @@ def bench_ours(trainer, ckpt, data, steps, out_path, device, dtype_name, seq, ru
     cmd = [trainer, "--config", str(HERE / "team.yaml"), "--model-path", str(ckpt),
            "--registry", str(pathlib.Path(data) / "registry.yaml"), "--data-mixture", "bench_train",
            "--output-dir", str(run_dir), "--max-steps", str(steps), "--device", device,
-           "--dtype", dtype_name, "--model-max-length", str(seq), "--save-steps", str(steps + 1)]
+           "--dtype", dtype_name, "--model-max-length", str(seq), "--save-steps", str(steps + 1), *extra]
     print("$ " + " ".join(cmd), flush=True)
     baseline = gpu_used_mib(0)[1]
     t = time.time()
@@ -374,6 +375,7 @@ def main():
     o.add_argument("--stacks-at", type=float, nargs="*", default=[],
                    help="seconds after the start at which to save all threads' stacks")
     o.add_argument("--log", help="the trainer's output goes here (stacks beside it)")
+    o.add_argument("--extra", default="", help="more trainer flags, e.g. \"--attention-chunk 256\"")
     a = ap.parse_args()
     if a.cmd == "make-data":
         make_data(a.out, a.ckpt, a.tokens, a.samples)
@@ -381,7 +383,7 @@ def main():
         make_small_ckpt(a.out, a.hidden, a.layers, a.heads, a.kv_heads, a.inter, a.vocab)
     elif a.cmd == "ours":
         bench_ours(a.trainer, a.ckpt, a.data, a.steps, a.out, a.device, a.dtype, a.seq, a.run_dir,
-                   a.timeout, a.stacks_at, a.log)
+                   a.timeout, a.stacks_at, a.log, a.extra.split())
     else:
         bench_torch(a.ckpt, a.data, a.steps, a.out, a.device, a.dtype, a.seq)
 

@@ -3,9 +3,10 @@
 # shape, ours beside PyTorch + PEFT, then the inference benchmark (issue 3's table) if time is
 # left.
 #
-#   run: bash crates/trainer/examples/gpu_call.sh      (carry target/gpu, built here with
+#   run: [GOLDEN=1] [TORCH=0] [INFER=0] [STEPS=N] [VARIANTS="flags;flags"] \
+#        bash crates/trainer/examples/gpu_call.sh      (carry target/gpu, built here with
 #        cargo build --release -p trainer -p nvila-model --features trainer/cuda,nvila-model/cuda
-#        --bins --examples; trainer and bench_device gzipped into target/gpu/)
+#        --bins --examples; trainer, bench_device and/or golden_device gzipped into target/gpu/)
 #
 # At most 8 files come back from $OUT, so everything is written under a work folder and packed
 # into $OUT/results.tgz at the end; summary.txt beside it. The last lines printed are the summary.
@@ -40,28 +41,53 @@ nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv -lms 5
 SMI=$!
 stamp "start"
 
-# 1. The 8B-shape checkpoint (random bf16 weights, real layout) and its dataset.
-python3 crates/nvila-model/examples/bench_reference.py make-ckpt /tmp/ck > "$W/make_ckpt.log" 2>&1
+# Knobs (environment): GOLDEN=1 first runs the tiny golden comparisons on CUDA (bf16, f32);
+# TORCH=0 skips the PyTorch training reference; VARIANTS lists trainer flag sets separated by
+# ';' (one training run each, "" = defaults); STEPS optimizer steps per run; INFER=0 skips
+# the inference benchmark.
+GOLDEN=${GOLDEN:-0} TORCH=${TORCH:-1} INFER=${INFER:-1} STEPS=${STEPS:-4}
+VARIANTS=${VARIANTS:-""}
+
+# 1. The 8B-shape checkpoint (random bf16 weights, real layout) in the background; meanwhile
+#    the tiny golden comparisons if asked.
+python3 crates/nvila-model/examples/bench_reference.py make-ckpt /tmp/ck > "$W/make_ckpt.log" 2>&1 &
+CK=$!
+if [ "$GOLDEN" = 1 ] && [ -x /tmp/bin/golden_device ]; then
+  for dt in bf16 f32; do
+    timeout 100 /tmp/bin/golden_device --device cuda:0 --dtype $dt > "$W/golden_$dt.log" 2>&1
+    stamp "golden $dt: exit $?"
+  done
+fi
+wait $CK
 stamp "8B checkpoint: exit $? ($(du -sh /tmp/ck | cut -f1))"
 python3 $BENCH make-data /tmp/data --ckpt /tmp/ck > "$W/make_data.log" 2>&1
 
 # 2. Training: PyTorch + PEFT (gradient checkpointing), then ours; same checkpoint, data, shapes.
-timeout 170 python3 $BENCH torch --ckpt /tmp/ck --data /tmp/data --steps 4 \
-  --out "$W/torch_train.json" > "$W/torch_train.log" 2>&1
-stamp "torch training: exit $?"
-OURS_LIMIT=$(( $(left) - 150 ))
-python3 $BENCH ours --trainer /tmp/bin/trainer --ckpt /tmp/ck --data /tmp/data --steps 4 \
-  --timeout $OURS_LIMIT --stacks-at 45 100 --log "$W/ours_train.log" \
-  --out "$W/ours_train.json" --run-dir /tmp/run > "$W/ours_bench.log" 2>&1
-stamp "ours training: exit $? (limit $OURS_LIMIT s)"
+if [ "$TORCH" = 1 ]; then
+  timeout 170 python3 $BENCH torch --ckpt /tmp/ck --data /tmp/data --steps "$STEPS" \
+    --out "$W/torch_train.json" > "$W/torch_train.log" 2>&1
+  stamp "torch training: exit $?"
+fi
+IFS=';' read -r -a SETS <<< "$VARIANTS"
+[ ${#SETS[@]} -eq 0 ] && SETS=("")
+N=${#SETS[@]}
+for i in "${!SETS[@]}"; do
+  RESERVE=$(( INFER == 1 ? 150 : 15 ))
+  LIMIT=$(( ($(left) - RESERVE) / (N - i) ))
+  NAME=ours_train; [ "$i" -gt 0 ] && NAME=ours_train_$i
+  python3 $BENCH ours --trainer /tmp/bin/trainer --ckpt /tmp/ck --data /tmp/data --steps "$STEPS" \
+    --timeout $LIMIT --stacks-at 30 --log "$W/$NAME.log" --extra="${SETS[$i]}" \
+    --out "$W/$NAME.json" --run-dir /tmp/run_$i > "$W/${NAME}_bench.log" 2>&1
+  stamp "ours training [${SETS[$i]}]: exit $? (limit $LIMIT s)"
+done
 
 # 3. Inference (issue 3's table), PyTorch then ours, with what is left.
-if [ "$(left)" -gt 60 ]; then
+if [ "$INFER" = 1 ] && [ "$(left)" -gt 60 ]; then
   timeout $(( $(left) - 90 )) python3 crates/nvila-model/examples/bench_reference.py bench /tmp/ck \
     --out "$W/torch_infer.json" > "$W/torch_infer.log" 2>&1
   stamp "torch inference: exit $?"
 fi
-if [ -x /tmp/bin/bench_device ] && [ "$(left)" -gt 30 ]; then
+if [ "$INFER" = 1 ] && [ -x /tmp/bin/bench_device ] && [ "$(left)" -gt 30 ]; then
   timeout $(( $(left) - 10 )) /tmp/bin/bench_device --checkpoint /tmp/ck --device cuda:0 \
     --out "$W/ours_infer.json" > "$W/ours_infer.log" 2>&1
   stamp "ours inference: exit $?"
@@ -69,8 +95,9 @@ fi
 
 {
   cat "$W/timeline.txt"
-  for f in torch_train ours_train torch_infer ours_infer; do
-    [ -f "$W/$f.json" ] && python3 - "$W/$f.json" <<'EOF'
+  tail -n 4 "$W"/golden_*.log 2>/dev/null
+  for f in "$W"/torch_train.json "$W"/ours_train*.json "$W"/torch_infer.json "$W"/ours_infer.json; do
+    [ -f "$f" ] && python3 - "$f" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
 r.pop("records", None); r.pop("command", None); r.pop("losses", None)

@@ -214,6 +214,10 @@ pub struct TrainConfig {
     pub model_max_length: u64,
     /// Data-loader worker threads.
     pub dataloader_num_workers: u64,
+    /// Queries per attention block in the layer recompute (ours).
+    pub attention_chunk: u64,
+    /// Positions per chunk of the loss head (ours).
+    pub loss_chunk: u64,
     /// Image preprocessing mode.
     pub image_aspect_ratio: ImageAspectRatio,
     /// Train the projector.
@@ -429,6 +433,8 @@ impl TrainConfig {
             max_grad_norm: get!("max_grad_norm", F64),
             model_max_length: get!("model_max_length", U64),
             dataloader_num_workers: get!("dataloader_num_workers", U64),
+            attention_chunk: get!("attention_chunk", U64),
+            loss_chunk: get!("loss_chunk", U64),
             image_aspect_ratio: get!("image_aspect_ratio", AspectRatio),
             tune_mm_projector: get!("tune_mm_projector", Bool),
             tune_vision_tower: get!("tune_vision_tower", Bool),
@@ -568,6 +574,14 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The step's block sizes (`attention_chunk`, `loss_chunk`).
+    pub fn chunks(&self) -> crate::step::Chunks {
+        crate::step::Chunks {
+            loss_rows: self.loss_chunk as usize,
+            attention_queries: self.attention_chunk as usize,
+        }
+    }
+
     /// Checks ranges and consistency; each error names the parameter, its value and where the
     /// value came from.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -675,6 +689,8 @@ impl TrainConfig {
             ));
         }
         at_least_one("model_max_length", self.model_max_length)?;
+        at_least_one("attention_chunk", self.attention_chunk)?;
+        at_least_one("loss_chunk", self.loss_chunk)?;
         at_least_one("lora_r", self.lora_r)?;
         at_least_one("lora_alpha", self.lora_alpha)?;
         if !(0.0..1.0).contains(&self.lora_dropout) {

@@ -38,7 +38,7 @@ use crate::plan::{MemoryEstimate, plan_text, safetensors_bytes};
 use crate::projector;
 use crate::schedule::{CosineSchedule, HfVersion, max_steps, warmup_steps};
 use crate::state::{LogEntry, TRAINER_STATE_NAME, TrainerState};
-use crate::step::{Chunks, IGNORE_INDEX, LlmBatch, forward_backward, mix_seed};
+use crate::step::{IGNORE_INDEX, LlmBatch, forward_backward, mix_seed};
 
 /// Data cursor and seeds of a checkpoint.
 pub const RUN_STATE_FILE: &str = "trainer_run_state.json";
@@ -379,7 +379,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
             &model.llm.config,
             safetensors_bytes(&cfg.model_path),
             trainable,
-            Chunks::default(),
+            cfg.chunks(),
         );
         let text = plan_text(cfg, &set, (total, warmup), trainable, &memory);
         return Ok(RunOutcome::Planned(text));
@@ -477,7 +477,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
                 &model.llm,
                 &llm_batch,
                 scale,
-                Chunks::default(),
+                cfg.chunks(),
                 step_seed(cfg.seed, step, micro),
                 &mut collect,
             )?;

@@ -267,6 +267,20 @@ pub(crate) const FIELDS: &[Field] = &[
         "worker threads preparing samples [default: 0, HF]",
     ),
     field(
+        "attention_chunk",
+        "attention-chunk",
+        Kind::U64,
+        Text("512"),
+        "queries per attention block in the layer recompute; smaller = less GPU memory [default: 512, ours]",
+    ),
+    field(
+        "loss_chunk",
+        "loss-chunk",
+        Kind::U64,
+        Text("256"),
+        "positions per chunk of the loss head (f32 logits of one chunk alive) [default: 256, ours]",
+    ),
+    field(
         "image_aspect_ratio",
         "image-aspect-ratio",
         Kind::AspectRatio,
