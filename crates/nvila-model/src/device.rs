@@ -29,10 +29,47 @@ pub fn parse(name: &str) -> Result<Device, String> {
 }
 
 /// CUDA device `index`, with compiled kernels persisted across processes (see the module docs).
+///
+/// # Errors
+///
+/// No NVIDIA driver library, a driver that fails to initialise, or no device `index`: burn
+/// would panic in its device thread on first use instead.
 #[cfg(feature = "cuda")]
 pub fn cuda(index: usize) -> Result<Device, String> {
+    check_device(index)?;
     configure_kernel_cache();
     Ok(Device::cuda(index))
+}
+
+/// Library names of the NVIDIA driver API, as cudarc searches them first on each system.
+#[cfg(feature = "cuda")]
+const DRIVER_LIBRARIES: [&str; 3] = ["libcuda.so.1", "libcuda.so", "nvcuda.dll"];
+
+#[cfg(feature = "cuda")]
+fn check_device(index: usize) -> Result<(), String> {
+    #[allow(unsafe_code)]
+    // SAFETY: loading the driver library runs its initialisers, which is what cudarc does next
+    // when burn first touches the device; the handle is dropped right away.
+    let present = DRIVER_LIBRARIES
+        .iter()
+        .any(|name| unsafe { libloading::Library::new(*name) }.is_ok());
+    if !present {
+        return Err(format!(
+            "no NVIDIA driver library ({}) could be loaded: is a driver installed, and is its \
+             folder on LD_LIBRARY_PATH?",
+            DRIVER_LIBRARIES.join(", ")
+        ));
+    }
+    use cudarc::driver::result;
+    result::init().map_err(|e| format!("the CUDA driver did not initialise: {e}"))?;
+    let count = result::device::get_count()
+        .map_err(|e| format!("the CUDA driver did not count its devices: {e}"))?;
+    if index >= count.max(0) as usize {
+        return Err(format!(
+            "there is no CUDA device {index}; this machine has {count}"
+        ));
+    }
+    Ok(())
 }
 
 /// Without the `cuda` feature there is no CUDA device.

@@ -3,7 +3,7 @@
 # shape, ours beside PyTorch + PEFT, then the inference benchmark (issue 3's table) if time is
 # left.
 #
-#   run: [GOLDEN=1] [TORCH=0] [INFER=0] [STEPS=N] [VARIANTS="flags;flags"] \
+#   run: [GOLDEN=1] [RESUME=1] [TRAIN=0] [TORCH=0] [INFER=0] [STEPS=N] [VARIANTS="flags;flags"] \
 #        bash crates/trainer/examples/gpu_call.sh      (carry target/gpu, built here with
 #        cargo build --release -p trainer -p nvila-model --features trainer/cuda,nvila-model/cuda
 #        --bins --examples; trainer, bench_device and/or golden_device gzipped into target/gpu/)
@@ -47,20 +47,35 @@ stamp "start"
 # the inference benchmark.
 GOLDEN=${GOLDEN:-0} TORCH=${TORCH:-1} INFER=${INFER:-1} STEPS=${STEPS:-4}
 VARIANTS=${VARIANTS:-""}
+# RESUME=1 runs gpu_resume.py (tiny model: two uninterrupted runs, one killed and resumed);
+# TRAIN=0 skips the 8B checkpoint and everything that needs it.
+RESUME=${RESUME:-0} TRAIN=${TRAIN:-1}
+if [ "$TRAIN" = 0 ]; then TORCH=0; INFER=0; fi
+
+if [ "$RESUME" = 1 ]; then
+  timeout 240 python3 crates/trainer/examples/gpu_resume.py --trainer /tmp/bin/trainer \
+    --out "$W/resume.json" > "$W/resume_driver.log" 2>&1
+  stamp "resume on cuda: exit $?"
+fi
 
 # 1. The 8B-shape checkpoint (random bf16 weights, real layout) in the background; meanwhile
 #    the tiny golden comparisons if asked.
-python3 crates/nvila-model/examples/bench_reference.py make-ckpt /tmp/ck > "$W/make_ckpt.log" 2>&1 &
-CK=$!
+CK=
+if [ "$TRAIN" = 1 ]; then
+  python3 crates/nvila-model/examples/bench_reference.py make-ckpt /tmp/ck > "$W/make_ckpt.log" 2>&1 &
+  CK=$!
+fi
 if [ "$GOLDEN" = 1 ] && [ -x /tmp/bin/golden_device ]; then
   for dt in bf16 f32; do
     timeout 100 /tmp/bin/golden_device --device cuda:0 --dtype $dt > "$W/golden_$dt.log" 2>&1
     stamp "golden $dt: exit $?"
   done
 fi
-wait $CK
-stamp "8B checkpoint: exit $? ($(du -sh /tmp/ck | cut -f1))"
-python3 $BENCH make-data /tmp/data --ckpt /tmp/ck > "$W/make_data.log" 2>&1
+if [ "$TRAIN" = 1 ]; then
+  wait $CK
+  stamp "8B checkpoint: exit $? ($(du -sh /tmp/ck | cut -f1))"
+  python3 $BENCH make-data /tmp/data --ckpt /tmp/ck > "$W/make_data.log" 2>&1
+fi
 
 # 2. Training: PyTorch + PEFT (gradient checkpointing), then ours; same checkpoint, data, shapes.
 if [ "$TORCH" = 1 ]; then
@@ -70,6 +85,7 @@ if [ "$TORCH" = 1 ]; then
 fi
 IFS=';' read -r -a SETS <<< "$VARIANTS"
 [ ${#SETS[@]} -eq 0 ] && SETS=("")
+[ "$TRAIN" = 0 ] && SETS=()
 N=${#SETS[@]}
 for i in "${!SETS[@]}"; do
   RESERVE=$(( INFER == 1 ? 150 : 15 ))
@@ -96,6 +112,7 @@ fi
 {
   cat "$W/timeline.txt"
   tail -n 4 "$W"/golden_*.log 2>/dev/null
+  cat "$W/resume.json" 2>/dev/null
   for f in "$W"/torch_train.json "$W"/ours_train*.json "$W"/torch_infer.json "$W"/ours_infer.json; do
     [ -f "$f" ] && python3 - "$f" <<'EOF'
 import json, sys
