@@ -4,17 +4,20 @@
 //! `adapter_config.json` + `adapter_model.safetensors` (keys
 //! `base_model.model.llm.model.layers.N.self_attn.q_proj.lora_A.weight`, ...), and optionally
 //! VILA's non-LoRA trainables (`non_lora_trainables.safetensors`, or VILA's `torch.save`d
-//! `non_lora_trainables.bin`, read without executing the pickle) with tuned projector weights.
+//! `non_lora_trainables.bin`, read without executing the pickle) with tuned projector and vision
+//! tower weights.
 //!
 //! Each LLM projection the adapter has factors for is replaced by the merged linear
 //! `W + (α/r)·BA` (`scaling = α/√r` with rsLoRA), computed in f32 and stored in the weight's
-//! dtype: what PEFT's `merge_and_unload` serves, with no per-token cost. Projector tensors replace
-//! the checkpoint's.
+//! dtype: what PEFT's `merge_and_unload` serves, with no per-token cost. Projector and tower
+//! tensors replace the checkpoint's; tower tensors the cut tower does not hold (layers after the
+//! selected one, `post_layernorm`, `head`: VILA saves them, unchanged, with a tuned tower) are
+//! skipped.
 //!
 //! Refused with an error naming the file and module: a missing or corrupt file, config features
 //! the `lora` crate does not implement (DoRA, `modules_to_save`, bias, ...), factors for modules
 //! the model does not have or of the wrong shape (an adapter of another base model), LoRA on the
-//! vision tower or the projector, and non-LoRA trainables outside the projector. A
+//! vision tower or the projector, and non-LoRA trainables outside the projector and the tower. A
 //! `base_model_name_or_path` that names another model only gives a warning, as in PEFT.
 
 use std::collections::BTreeMap;
@@ -29,7 +32,7 @@ use lora::{
     load_non_lora_trainables, lora_a_key,
 };
 use nvila_model::NvilaModel;
-use nvila_model::projector::ProjectorRoot;
+use nvila_model::VilaParts;
 
 /// VILA's module name of the LLM: PEFT paths of LLM modules start with it.
 const LLM_PREFIX: &str = "llm.";
@@ -37,6 +40,9 @@ const LLM_PREFIX: &str = "llm.";
 const VISION_PREFIX: &str = "vision_tower.";
 /// VILA's module name of the projector.
 const PROJECTOR_PREFIX: &str = "mm_projector.";
+/// The tower's transformer under VILA's paths (VILA's wrapper → HF `SiglipVisionModel` of
+/// transformers 4.46 → `vision_model`).
+const TOWER_MODEL_PREFIX: &str = "vision_tower.vision_tower.vision_model.";
 /// The modules a LoRA adapter may target here.
 const SUPPORTED_TARGETS: &str = "llm.model.layers.N.self_attn.{q,k,v,o}_proj and \
                                  llm.model.layers.N.mlp.{gate,up,down}_proj";
@@ -186,17 +192,17 @@ impl Adapter {
                 context()
             )
         })?;
-        if let Some((source, tensors)) = projector {
-            let root = ProjectorRoot {
-                mm_projector: model.mm_projector.clone(),
-            };
-            let root = apply_non_lora_trainables(root, &tensors, &source).with_context(|| {
+        if let Some((source, mut tensors)) = projector {
+            let kept = model.vision_tower.encoder.layers.len();
+            tensors.retain(|key, _| !unused_tower_key(key, kept));
+            let parts = VilaParts::of(&model);
+            let parts = apply_non_lora_trainables(parts, &tensors, &source).with_context(|| {
                 format!(
-                    "{}: the projector weights do not fit this model's projector",
+                    "{}: the tuned weights do not fit this model's vision tower and projector",
                     context()
                 )
             })?;
-            model.mm_projector = root.mm_projector;
+            parts.put_into(&mut model);
         }
         Ok(model)
     }
@@ -260,8 +266,33 @@ fn check_targets(peft: &PeftAdapter, dir: &Path, weights: &Path) -> anyhow::Resu
     Ok(())
 }
 
-/// Reads the non-LoRA trainables beside the adapter, if any, keeping only projector tensors
-/// (keys `mm_projector.…`); anything else is refused by name.
+/// Whether `key` (PEFT form) is a tower tensor the tower cut after `kept` layers does not hold.
+fn unused_tower_key(key: &str, kept: usize) -> bool {
+    let Some(rest) = module_name(key).strip_prefix(TOWER_MODEL_PREFIX) else {
+        return false;
+    };
+    if rest.starts_with("post_layernorm.") || rest.starts_with("head.") {
+        return true;
+    }
+    rest.strip_prefix("encoder.layers.")
+        .and_then(|r| r.split('.').next())
+        .and_then(|i| i.parse::<usize>().ok())
+        .is_some_and(|i| i >= kept)
+}
+
+/// VILA's key for a tower tensor also when it was saved with transformers ≥ 5, whose
+/// `SiglipVisionModel` has no `vision_model` level (`vision_tower.vision_tower.encoder.…`).
+fn tower_key(name: &str) -> String {
+    match name.strip_prefix("vision_tower.vision_tower.") {
+        Some(rest) if !rest.starts_with("vision_model.") => {
+            format!("{TOWER_MODEL_PREFIX}{rest}")
+        }
+        _ => name.to_string(),
+    }
+}
+
+/// Reads the non-LoRA trainables beside the adapter, if any, keeping projector and tower
+/// tensors (keys `mm_projector.…`, `vision_tower.…`); anything else is refused by name.
 fn read_trainables(dir: &Path) -> anyhow::Result<Option<(PathBuf, BTreeMap<String, TensorData>)>> {
     let safetensors = dir.join(NON_LORA_TRAINABLES_FILE);
     let bin = dir.join(NON_LORA_TRAINABLES_BIN);
@@ -278,17 +309,14 @@ fn read_trainables(dir: &Path) -> anyhow::Result<Option<(PathBuf, BTreeMap<Strin
             dir.display()
         )
     })?;
-    let mut projector = BTreeMap::new();
-    let mut vision = Vec::new();
+    let mut tuned = BTreeMap::new();
     let mut llm = Vec::new();
     let mut other = Vec::new();
     for (key, data) in tensors {
         let name = module_name(&key);
-        if name.starts_with(PROJECTOR_PREFIX) {
+        if name.starts_with(PROJECTOR_PREFIX) || name.starts_with(VISION_PREFIX) {
             // PEFT's form of the key (as written by PEFT, VILA and the trainer): errors name it.
-            projector.insert(format!("{PEFT_KEY_PREFIX}{name}"), data);
-        } else if name.starts_with(VISION_PREFIX) {
-            vision.push(key);
+            tuned.insert(format!("{PEFT_KEY_PREFIX}{}", tower_key(name)), data);
         } else if name.starts_with(LLM_PREFIX) {
             llm.push(key);
         } else {
@@ -300,22 +328,19 @@ fn read_trainables(dir: &Path) -> anyhow::Result<Option<(PathBuf, BTreeMap<Strin
             return Ok(());
         }
         bail!(
-            "--adapter {}: {}: {what} (only projector weights, `mm_projector.…`, are applied): {}",
+            "--adapter {}: {}: {what} (only projector and vision tower weights, `mm_projector.…` \
+             and `vision_tower.…`, are applied): {}",
             dir.display(),
             path.display(),
             keys.join(", ")
         )
     };
     refuse(
-        &vision,
-        "vision tower weights (tune_vision_tower) are not supported",
-    )?;
-    refuse(
         &llm,
         "full LLM weights (tune_language_model) are not supported beside a LoRA adapter",
     )?;
     refuse(&other, "tensors for modules NVILA does not have")?;
-    Ok((!projector.is_empty()).then_some((path, projector)))
+    Ok((!tuned.is_empty()).then_some((path, tuned)))
 }
 
 /// A trainables key without PEFT's wrapper prefix (`base_model.model.`), or VILA's

@@ -652,17 +652,24 @@ fn bad_non_lora_trainables_are_named() {
     let st = dir.path().join(lora::NON_LORA_TRAINABLES_FILE);
     let st_name = st.display().to_string();
 
-    // Vision tower weights (tune_vision_tower) are not supported.
-    let key = "base_model.model.vision_tower.vision_tower.vision_model.post_layernorm.weight";
+    // A vision tower tensor the tower does not have (tower tensors after the selected layer,
+    // such as `post_layernorm`, are skipped instead: they do not change the outputs).
+    let key =
+        "base_model.model.vision_tower.vision_tower.vision_model.encoder.layers.0.mlp.fc9.weight";
     save_non_lora_trainables(
         &st,
-        &BTreeMap::from([(key.to_string(), TensorData::new(values(1, 32, 1.0), [32]))]),
+        &BTreeMap::from([(key.to_string(), matrix(1, 4, 4, 0.1))]),
     )
     .unwrap();
-    refused(
-        dir.path(),
-        &[&st_name, key, "vision tower", "not supported"],
-    );
+    refused(dir.path(), &[&st_name, key, "does not have"]);
+    // Full LLM weights beside an adapter are refused by name.
+    let key = "base_model.model.llm.model.norm.weight";
+    save_non_lora_trainables(
+        &st,
+        &BTreeMap::from([(key.to_string(), TensorData::new(values(1, 64, 1.0), [64]))]),
+    )
+    .unwrap();
+    refused(dir.path(), &[&st_name, key, "tune_language_model"]);
 
     // A projector tensor of the wrong shape, and one the projector does not have.
     let key = "base_model.model.mm_projector.layers.7.weight";
@@ -797,15 +804,48 @@ fn rust_saved_adapter_gives_the_logprobs_peft_computes_for_it() {
     assert!(diff <= 1e-4, "log-probs differ from PEFT's by {diff}");
 }
 
-/// The `tune_mm_projector` variant of the parity run (`make_parity.py --variant projector`):
-/// PEFT's adapter plus the trained projector in `non_lora_trainables.safetensors`, loaded as
-/// VILA's builder does (projector weights by name, then the adapter), give PEFT's log-probs in
-/// `infer-cli score --adapter`; without the projector file the log-probs are measurably others.
+/// `infer-cli score --adapter ADAPTER` on the parity fixtures' scored pair, as JSON.
+fn score_parity_pair(
+    model: &str,
+    adapter: &Path,
+    img: &str,
+    prompt: &str,
+    response: &str,
+) -> Value {
+    let adapter = adapter.display().to_string();
+    json(&ok(&[
+        "score",
+        "--model",
+        model,
+        "--adapter",
+        &adapter,
+        "--image",
+        img,
+        "--prompt",
+        prompt,
+        "--response",
+        response,
+        "--image-aspect-ratio",
+        "dynamic",
+    ]))
+}
+
+/// The variants of the parity run with a part trained in full (`make_parity.py --variant
+/// projector | vision`): PEFT's adapter plus the trained projector or tower in
+/// `non_lora_trainables.safetensors` (VILA's keys; for the tower also the tensors of its unused
+/// last layer and `post_layernorm`, which VILA saves too), loaded as VILA's builder does, give
+/// PEFT's log-probs in `infer-cli score --adapter`; without that file, PEFT's adapter-only ones.
 #[test]
-fn adapter_with_tuned_projector_gives_pefts_logprobs() {
+fn adapters_with_tuned_parts_give_pefts_logprobs() {
+    for variant in ["projector", "vision"] {
+        adapter_with_tuned_part(variant);
+    }
+}
+
+fn adapter_with_tuned_part(variant: &str) {
     let parity = repo().join("crates/trainer/tests/fixtures/parity");
     let reference: Value = serde_json::from_str(
-        &std::fs::read_to_string(parity.join("projector/reference.json")).unwrap(),
+        &std::fs::read_to_string(parity.join(variant).join("reference.json")).unwrap(),
     )
     .unwrap();
     let score = &reference["score"];
@@ -817,78 +857,57 @@ fn adapter_with_tuned_projector_gives_pefts_logprobs() {
     let img = parity.join(field(score, "image")).display().to_string();
     let adapter = parity.join(field(score, "adapter"));
     let (prompt, response) = (field(score, "prompt"), field(score, "response"));
-    let run = |adapter: &Path| {
-        let adapter = adapter.display().to_string();
-        json(&ok(&[
-            "score",
-            "--model",
-            &model,
-            "--adapter",
-            &adapter,
-            "--image",
-            &img,
-            "--prompt",
-            &prompt,
-            "--response",
-            &response,
-            "--image-aspect-ratio",
-            "dynamic",
-        ]))
-    };
+    let run = |adapter: &Path| score_parity_pair(&model, adapter, &img, &prompt, &response);
     let (ids, lps) = scores(&run(&adapter));
     let (want_ids, want_lps) = scores(&score["with_adapter_and_projector"]);
     assert_eq!(ids, want_ids);
     let diff = max_abs_diff(&lps, &want_lps);
-    assert!(diff <= 1e-4, "log-probs differ from PEFT's by {diff}");
+    assert!(
+        diff <= 1e-4,
+        "{variant}: log-probs differ from PEFT's by {diff}"
+    );
 
-    // The same adapter without its projector file: PEFT's adapter-only log-probs.
+    // The same adapter without its non-LoRA file: PEFT's adapter-only log-probs.
     let lora_only = tempfile::tempdir().unwrap();
     for name in ["adapter_config.json", "adapter_model.safetensors"] {
         std::fs::copy(adapter.join(name), lora_only.path().join(name)).unwrap();
     }
     let (_, lps_only) = scores(&run(lora_only.path()));
     let (_, want_only) = scores(&score["with_adapter_only"]);
-    assert!(max_abs_diff(&lps_only, &want_only) <= 1e-4);
-    assert!(max_abs_diff(&lps_only, &lps) > 1e-3);
+    assert!(max_abs_diff(&lps_only, &want_only) <= 1e-4, "{variant}");
+    assert!(
+        max_abs_diff(&lps_only, &lps) > 1e-3,
+        "{variant}: the tuned part changes nothing"
+    );
 }
 
-/// The other way for the projector: what the Rust trainer wrote with `tune_mm_projector`
-/// (`projector/rust_adapter/`, bit-equal to `tests/parity_peft.rs`'s run), loaded in Python as
-/// VILA does (`make_parity.py --verify-rust`), gives `peft_score.json`; infer-cli agrees.
+/// The other way for the tuned parts: what the Rust trainer wrote with `tune_mm_projector` /
+/// `tune_vision_tower` (`projector/rust_adapter/`, `vision/rust_adapter/`, bit-equal to
+/// `tests/parity_peft.rs`'s runs), loaded in Python as VILA does (`make_parity.py
+/// --verify-rust`), gives `peft_score.json`; infer-cli agrees.
 #[test]
-fn rust_saved_adapter_with_projector_gives_the_logprobs_python_computes() {
-    let parity = repo().join("crates/trainer/tests/fixtures/parity");
-    let folder = parity.join("projector/rust_adapter");
-    let peft: Value =
-        serde_json::from_str(&std::fs::read_to_string(folder.join("peft_score.json")).unwrap())
-            .unwrap();
-    assert_eq!(peft["tuned_projector"], Value::Bool(true));
-    let field = |name: &str| peft[name].as_str().unwrap().to_string();
-    let model = repo()
-        .join("fixtures/golden/tiny-nvila")
-        .display()
-        .to_string();
-    let img = parity.join(field("image")).display().to_string();
-    let adapter = folder.display().to_string();
-    let (prompt, response) = (field("prompt"), field("response"));
-    let out = ok(&[
-        "score",
-        "--model",
-        &model,
-        "--adapter",
-        &adapter,
-        "--image",
-        &img,
-        "--prompt",
-        &prompt,
-        "--response",
-        &response,
-        "--image-aspect-ratio",
-        "dynamic",
-    ]);
-    let (ids, lps) = scores(&json(&out));
-    let (want_ids, want_lps) = scores(&peft);
-    assert_eq!(ids, want_ids);
-    let diff = max_abs_diff(&lps, &want_lps);
-    assert!(diff <= 1e-4, "log-probs differ from Python's by {diff}");
+fn rust_saved_adapters_with_tuned_parts_give_the_logprobs_python_computes() {
+    for variant in ["projector", "vision"] {
+        let parity = repo().join("crates/trainer/tests/fixtures/parity");
+        let folder = parity.join(variant).join("rust_adapter");
+        let peft: Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("peft_score.json")).unwrap())
+                .unwrap();
+        assert_eq!(peft["tuned_projector"], Value::Bool(true));
+        let field = |name: &str| peft[name].as_str().unwrap().to_string();
+        let model = repo()
+            .join("fixtures/golden/tiny-nvila")
+            .display()
+            .to_string();
+        let img = parity.join(field("image")).display().to_string();
+        let got = score_parity_pair(&model, &folder, &img, &field("prompt"), &field("response"));
+        let (ids, lps) = scores(&got);
+        let (want_ids, want_lps) = scores(&peft);
+        assert_eq!(ids, want_ids);
+        let diff = max_abs_diff(&lps, &want_lps);
+        assert!(
+            diff <= 1e-4,
+            "{variant}: log-probs differ from Python's by {diff}"
+        );
+    }
 }

@@ -38,6 +38,7 @@
 mod config;
 mod error;
 mod factors;
+mod full_tune;
 mod init;
 mod linear;
 mod peft_io;
@@ -51,6 +52,7 @@ mod walk;
 pub use config::{AdapterConfig, InitLoraWeights, OneOrMany, Patterns};
 pub use error::LoraError;
 pub use factors::{Factor, LoraFactors, PEFT_KEY_PREFIX, lora_a_key, lora_b_key, parse_lora_key};
+pub use full_tune::{FlatParam, flat_trainables, make_trainable, set_flat, take_flat_grads};
 pub use init::{LoraInit, module_seed};
 pub use linear::{LoraLinear, LoraLinearConfig};
 pub use peft_io::{ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, PeftAdapter};

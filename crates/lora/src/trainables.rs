@@ -24,13 +24,13 @@ pub const NON_LORA_TRAINABLES_FILE: &str = "non_lora_trainables.safetensors";
 /// The file VILA writes (a `torch.save` zip), readable by [`load_non_lora_trainables`].
 pub const NON_LORA_TRAINABLES_BIN: &str = "non_lora_trainables.bin";
 
-fn is_lora_factor(path: &str) -> bool {
+pub(crate) fn is_lora_factor(path: &str) -> bool {
     let field = path.rsplit('.').nth(1).unwrap_or_default();
     field == "lora_A" || field == "lora_B"
 }
 
 /// PyTorch's name for a burn parameter (without prefix), and whether its data is transposed.
-fn torch_name(param: &ParamInfo) -> (String, bool) {
+pub(crate) fn torch_name(param: &ParamInfo) -> (String, bool) {
     let mut names: Vec<String> = param.path.split('.').map(str::to_string).collect();
     let last = names.len().saturating_sub(1);
     let owner = param.owner.strip_prefix("Struct:").unwrap_or(&param.owner);

@@ -29,19 +29,19 @@ pub(crate) struct ParamInfo {
 /// PyTorch has no such level, so `enum L { Plain(Linear), Lora(LoraLinear) }` in field `q_proj`
 /// still gives `q_proj.lora_A.weight`.
 #[derive(Default)]
-struct Stack {
+pub(crate) struct Stack {
     /// `(name, container type)`, `None` for an enum variant.
     entries: Vec<Option<(String, String)>>,
 }
 
 impl Stack {
-    fn enter(&mut self, name: &str, container_type: &str) {
+    pub(crate) fn enter(&mut self, name: &str, container_type: &str) {
         let entry = (!container_type.starts_with("Enum:"))
             .then(|| (name.to_string(), container_type.to_string()));
         self.entries.push(entry);
     }
 
-    fn exit(&mut self) {
+    pub(crate) fn exit(&mut self) {
         self.entries.pop();
     }
 
@@ -49,16 +49,16 @@ impl Stack {
         self.entries.iter().flatten()
     }
 
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         let names: Vec<&str> = self.segments().map(|(n, _)| n.as_str()).collect();
         names.join(".")
     }
 
-    fn owners(&self) -> Vec<String> {
+    pub(crate) fn owners(&self) -> Vec<String> {
         self.segments().map(|(_, o)| o.clone()).collect()
     }
 
-    fn owner(&self) -> String {
+    pub(crate) fn owner(&self) -> String {
         self.segments()
             .last()
             .map(|(_, o)| o.clone())

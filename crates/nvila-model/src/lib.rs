@@ -25,10 +25,12 @@ pub mod nvila;
 pub mod processor;
 pub mod projector;
 pub mod text;
+pub mod vila_parts;
 pub mod vision;
 pub mod weights;
 
 pub use config::{CheckpointLayout, NvilaConfig};
 pub use error::ModelError;
 pub use nvila::{NvilaModel, ScoreOutput, Spliced};
+pub use vila_parts::VilaParts;
 pub use weights::Weights;

@@ -86,15 +86,6 @@ pub struct Projector {
     pub downsample_rate: usize,
 }
 
-/// The projector under VILA's module name: a module walk over it names the parameters
-/// `mm_projector.layers.N.weight`, as VILA's `named_parameters()` does, which is how tuned
-/// projector weights are keyed in `non_lora_trainables` files (nvila.md §6).
-#[derive(Module, Debug)]
-pub struct ProjectorRoot {
-    /// VILA's `LlavaLlamaModel.mm_projector`.
-    pub mm_projector: Projector,
-}
-
 impl Projector {
     /// Opens an `mm_projector/` folder (`config.json` + `model.safetensors`) on `device`,
     /// converting weights to `dtype` (`None`: the file's), and loads the projector.

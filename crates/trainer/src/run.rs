@@ -35,10 +35,10 @@ use crate::data::{
 use crate::metrics::{METRICS_FILE, MetricsRecord, MetricsWriter, Progress, ProgressMode};
 use crate::optim::{AdamW, DecayGroup, OPTIMIZER_FILE};
 use crate::plan::{MemoryEstimate, plan_text, safetensors_bytes};
-use crate::projector;
 use crate::schedule::{CosineSchedule, HfVersion, max_steps, warmup_steps};
 use crate::state::{LogEntry, TRAINER_STATE_NAME, TrainerState};
 use crate::step::{IGNORE_INDEX, LlmBatch, forward_backward, mix_seed};
+use crate::tuned::{self, Tuned};
 
 /// Data cursor and seeds of a checkpoint.
 pub const RUN_STATE_FILE: &str = "trainer_run_state.json";
@@ -179,8 +179,8 @@ fn check_supported(cfg: &TrainConfig) -> Result<(), RunError> {
     if !cfg.lora_enable {
         return refuse("training without LoRA (lora_enable false)");
     }
-    if cfg.lora_vt || cfg.tune_vision_tower {
-        return refuse("training the vision tower (lora_vt / tune_vision_tower)");
+    if cfg.lora_vt {
+        return refuse("LoRA on the vision tower (lora_vt)");
     }
     if !cfg.lora_llm {
         return refuse("LoRA without lora_llm (there would be nothing to train)");
@@ -240,13 +240,13 @@ fn step_seed(seed: u64, step: u64, micro: usize) -> u64 {
     mix_seed(seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (micro as u64).rotate_left(32))
 }
 
-/// `non_lora_trainables.safetensors` for a checkpoint: the tuned projector's tensors (f32, VILA's
+/// `non_lora_trainables.safetensors` for a checkpoint: the tuned parts' tensors (f32, VILA's
 /// keys), or none (VILA writes an empty `non_lora_trainables.bin` when nothing else trains).
 fn non_lora_file(
-    mm_projector: &nvila_model::projector::Projector,
+    model: &NvilaModel<TrainProjection>,
     scratch: &Path,
 ) -> Result<CheckpointFile, RunError> {
-    let tensors = projector::non_lora_tensors(mm_projector)?;
+    let tensors = tuned::non_lora_tensors(model)?;
     std::fs::create_dir_all(scratch)
         .map_err(|e| RunError::Other(format!("{}: {e}", scratch.display())))?;
     let path = scratch.join(NON_LORA_TRAINABLES_FILE);
@@ -357,21 +357,15 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
         },
     };
     let mut model = adapter::attach(base, init)?;
-    if cfg.tune_mm_projector {
-        model.mm_projector = projector::make_trainable(model.mm_projector);
-        if let Some(ckpt) = &resume {
-            model.mm_projector = projector::load(
-                model.mm_projector,
-                &ckpt.path.join(NON_LORA_TRAINABLES_FILE),
-            )?;
-        }
+    let parts = Tuned {
+        vision_tower: cfg.tune_vision_tower,
+        mm_projector: cfg.tune_mm_projector,
+    };
+    tuned::make_trainable(&mut model, parts);
+    if let (true, Some(ckpt)) = (parts.any(), &resume) {
+        tuned::load(&mut model, parts, &ckpt.path.join(NON_LORA_TRAINABLES_FILE))?;
     }
-    let trainable = adapter::trainable_count(&model.llm)
-        + if cfg.tune_mm_projector {
-            projector::trainable_count(&model.mm_projector)
-        } else {
-            0
-        };
+    let trainable = adapter::trainable_count(&model.llm) + tuned::trainable_count(&model);
 
     if opts.dry_run {
         let memory = MemoryEstimate::new(
@@ -482,12 +476,12 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
                 &mut collect,
             )?;
             ce_sum += loss.ce_sum;
-            if cfg.tune_mm_projector {
-                // The splice keeps the projector's graph: Σ embeds ⊙ ∂loss/∂embeds
-                // backpropagates the LLM's input gradient into the projector.
+            if parts.any() {
+                // The splice keeps the graph of the tuned parts: Σ embeds ⊙ ∂loss/∂embeds
+                // backpropagates the LLM's input gradient into them.
                 let surrogate = (llm_batch.embeds * input_grad.autodiff()).sum();
                 let mut g = surrogate.backward();
-                for (key, gr) in projector::take_grads(&model.mm_projector, &mut g) {
+                for (key, gr) in tuned::take_grads(&model, &mut g) {
                     let sum = match grads.remove(&key) {
                         Some(prev) => prev + gr,
                         None => gr,
@@ -505,18 +499,13 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
         }
 
         // Gradients by PEFT key, in VILA's `named_parameters()` order (LoRA factors of the
-        // LLM, then the projector's tensors): f32 values without a graph and their decay group.
+        // LLM, then the tuned tower's and projector's tensors): f32 values without a graph and
+        // their decay group.
         let mut trainables: Vec<(String, Tensor<2>, DecayGroup)> = adapter::trainables(&model.llm)
             .into_iter()
             .map(|t| (t.key, t.value.inner(), DecayGroup::Decay))
             .collect();
-        if cfg.tune_mm_projector {
-            trainables.extend(
-                projector::trainables(&model.mm_projector)
-                    .into_iter()
-                    .map(|t| (t.key, t.value, t.group)),
-            );
-        }
+        trainables.extend(tuned::trainables(&model));
         let mut grad_list = Vec::with_capacity(trainables.len());
         for (key, value, _) in &trainables {
             let g = grads
@@ -532,8 +521,8 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
             new.insert(key, value);
         }
         model.llm = adapter::update(model.llm, &mut new);
-        if cfg.tune_mm_projector {
-            model.mm_projector = projector::update(model.mm_projector, &mut new);
+        if parts.any() {
+            tuned::update(&mut model, &mut new);
         }
         step += 1;
         losses.push(loss);
@@ -575,10 +564,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
                 &adapter::to_peft(adapter_config.clone(), &model.llm)?,
                 &out.join(".adapter-scratch"),
             )?;
-            files.push(non_lora_file(
-                &model.mm_projector,
-                &out.join(".adapter-scratch"),
-            )?);
+            files.push(non_lora_file(&model, &out.join(".adapter-scratch"))?);
             state.set_control_for_save(step >= total);
             files.push(state.checkpoint_file());
             files.push(optim.checkpoint_file()?);
@@ -616,7 +602,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
     final_adapter.save(&out)?;
     save_non_lora_trainables(
         &out.join(NON_LORA_TRAINABLES_FILE),
-        &projector::non_lora_tensors(&model.mm_projector)?,
+        &tuned::non_lora_tensors(&model)?,
     )?;
     state.save(&out.join(TRAINER_STATE_NAME))?;
     let points: Vec<(u64, f64)> = state

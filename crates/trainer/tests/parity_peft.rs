@@ -64,10 +64,7 @@ fn registry_file(dir: &Path) -> PathBuf {
 /// Runs the trainer as `reference` (a `reference.json` of `make_parity.py`) describes, from the
 /// fixture's initial adapter, and checks loss, grad norm and lr of every step against it.
 /// Returns the output folder and the worst relative loss and grad-norm differences.
-fn run_and_compare_steps(
-    reference: &Value,
-    tune_projector: bool,
-) -> (tempfile::TempDir, u64, f64, f64) {
+fn run_and_compare_steps(reference: &Value) -> (tempfile::TempDir, u64, f64, f64) {
     let config = &reference["config"];
     let out = tempfile::tempdir().unwrap();
     let param = |k: &str| -> String {
@@ -104,13 +101,13 @@ fn run_and_compare_steps(
         ("lora_alpha", param("lora_alpha")),
         ("lora_dropout", param("lora_dropout")),
         ("tune_mm_projector", param("tune_mm_projector")),
+        ("tune_vision_tower", param("tune_vision_tower")),
         ("save_steps", param("max_steps")),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let cfg = TrainConfig::resolve(None, &HashMap::new(), &overrides).unwrap();
-    assert_eq!(cfg.tune_mm_projector, tune_projector);
     let options = RunOptions {
         init_adapter: Some(fixtures().join("init_adapter")),
         progress: Some(trainer::metrics::ProgressMode::Hidden),
@@ -157,7 +154,18 @@ fn run_and_compare_steps(
 /// The worst of max |ours − theirs| / max |theirs| over the tensors of two safetensors files
 /// with the same keys (f32).
 fn worst_tensor_rel(ours: &Path, theirs: &Path) -> f64 {
-    let (ours, theirs) = (tensors(ours), tensors(theirs));
+    worst_tensor_rel_except(ours, theirs, &[])
+}
+
+/// As [`worst_tensor_rel`], where `theirs` may also hold the keys `only_theirs`.
+fn worst_tensor_rel_except(ours: &Path, theirs: &Path, only_theirs: &[String]) -> f64 {
+    let (ours, mut theirs) = (tensors(ours), tensors(theirs));
+    for key in only_theirs {
+        assert!(
+            theirs.remove(key).is_some(),
+            "{key} is not in the reference"
+        );
+    }
     assert_eq!(
         ours.keys().collect::<std::collections::BTreeSet<_>>(),
         theirs.keys().collect::<std::collections::BTreeSet<_>>()
@@ -181,7 +189,7 @@ fn worst_tensor_rel(ours: &Path, theirs: &Path) -> f64 {
 #[test]
 fn ten_steps_match_pytorch_peft() {
     let reference = reference();
-    let (out, steps, worst_loss, worst_norm) = run_and_compare_steps(&reference, false);
+    let (out, steps, worst_loss, worst_norm) = run_and_compare_steps(&reference);
     let worst_adapter = worst_tensor_rel(
         &out.path().join("run/adapter_model.safetensors"),
         &fixtures().join("final_adapter/adapter_model.safetensors"),
@@ -209,7 +217,7 @@ fn ten_steps_match_pytorch_peft() {
 fn ten_steps_with_tuned_projector_match_pytorch_peft() {
     let text = std::fs::read_to_string(fixtures().join("projector/reference.json")).unwrap();
     let reference: Value = serde_json::from_str(&text).unwrap();
-    let (out, steps, worst_loss, worst_norm) = run_and_compare_steps(&reference, true);
+    let (out, steps, worst_loss, worst_norm) = run_and_compare_steps(&reference);
     let theirs = fixtures().join("projector/final_adapter");
     let worst_adapter = worst_tensor_rel(
         &out.path().join("run/adapter_model.safetensors"),
@@ -231,19 +239,60 @@ fn ten_steps_with_tuned_projector_match_pytorch_peft() {
     assert!(moved > 1e-4, "the projector did not train ({moved})");
     // The files are the ones committed as `projector/rust_adapter/`, which Python loaded as VILA
     // does (`make_parity.py --verify-rust`) for infer-cli's interop test.
-    for name in [
-        "adapter_model.safetensors",
-        "non_lora_trainables.safetensors",
-    ] {
-        let bytes = |d: PathBuf| std::fs::read(d.join(name)).unwrap();
-        assert!(
-            bytes(out.path().join("run")) == bytes(fixtures().join("projector/rust_adapter")),
-            "{name} differs from the committed projector/rust_adapter/"
-        );
-    }
+    assert_committed(&out.path().join("run"), "projector");
     eprintln!(
         "tune_mm_projector parity over {steps} steps: loss ≤ {worst_loss:.2e}, grad norm ≤ \
          {worst_norm:.2e}, adapter ≤ {worst_adapter:.2e}, projector ≤ {worst_projector:.2e} \
          (relative)"
     );
+}
+
+/// The same run with `tune_vision_tower` (`make_parity.py --variant vision`): the tower trains in
+/// full, its gradient passing through the frozen projector; losses, grad norms, the adapter and
+/// the tower's tensors (VILA's keys, `vision_tower.vision_tower.vision_model.…`) match PyTorch +
+/// PEFT. The tower is cut at the selected layer, so the reference's tensors that get no gradient
+/// (the last layer, `post_layernorm`; VILA saves them unchanged) are not in our file.
+#[test]
+fn ten_steps_with_tuned_vision_tower_match_pytorch_peft() {
+    let text = std::fs::read_to_string(fixtures().join("vision/reference.json")).unwrap();
+    let reference: Value = serde_json::from_str(&text).unwrap();
+    let (out, steps, worst_loss, worst_norm) = run_and_compare_steps(&reference);
+    let theirs = fixtures().join("vision/final_adapter");
+    let worst_adapter = worst_tensor_rel(
+        &out.path().join("run/adapter_model.safetensors"),
+        &theirs.join("adapter_model.safetensors"),
+    );
+    let untouched: Vec<String> = reference["tuned_tensors"]["without_gradient"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert!(!untouched.is_empty());
+    let worst_tower = worst_tensor_rel_except(
+        &out.path().join("run/non_lora_trainables.safetensors"),
+        &theirs.join("non_lora_trainables.safetensors"),
+        &untouched,
+    );
+    // The files are the ones committed as `vision/rust_adapter/` (Python-verified, as above).
+    assert_committed(&out.path().join("run"), "vision");
+    eprintln!(
+        "tune_vision_tower parity over {steps} steps: loss ≤ {worst_loss:.2e}, grad norm ≤ \
+         {worst_norm:.2e}, adapter ≤ {worst_adapter:.2e}, tower ≤ {worst_tower:.2e} (relative)"
+    );
+}
+
+/// The run's adapter and non-LoRA files are bit-equal to the committed `<variant>/rust_adapter/`.
+fn assert_committed(run: &Path, variant: &str) {
+    let committed = fixtures().join(variant).join("rust_adapter");
+    for name in [
+        "adapter_model.safetensors",
+        "non_lora_trainables.safetensors",
+    ] {
+        let bytes = |d: &Path| std::fs::read(d.join(name)).unwrap();
+        assert!(
+            bytes(run) == bytes(&committed),
+            "{name} differs from the committed {variant}/rust_adapter/"
+        );
+    }
 }

@@ -141,17 +141,18 @@ fn stopped_run_resumes_to_the_uninterrupted_adapter_and_a_finished_run_is_skippe
     assert_eq!(adapter_bytes(&out), before);
 }
 
-/// With `tune_mm_projector` the projector's f32 values come back from the checkpoint's
-/// `non_lora_trainables.safetensors` and its AdamW moments from the optimizer file: the resumed
-/// run ends with the same adapter and the same projector as the uninterrupted one.
+/// With `tune_mm_projector` and `tune_vision_tower` the tuned f32 values come back from the
+/// checkpoint's `non_lora_trainables.safetensors` and their AdamW moments from the optimizer
+/// file: the resumed run ends with the same adapter, projector and tower as the uninterrupted one.
 #[test]
-fn run_with_tuned_projector_resumes_to_the_same_adapter_and_projector() {
+fn run_with_tuned_projector_and_tower_resumes_to_the_same_weights() {
     let _turn = serial();
     let tmp = tempfile::tempdir().unwrap();
     let registry = data(tmp.path());
     let with_projector = |out: &Path| {
         let mut a = args(&registry, out);
         a.push(("tune_mm_projector".into(), "true".into()));
+        a.push(("tune_vision_tower".into(), "true".into()));
         TrainConfig::resolve(None, &HashMap::new(), &a).unwrap()
     };
     let projector = |d: &Path| std::fs::read(d.join("non_lora_trainables.safetensors")).unwrap();
@@ -162,11 +163,12 @@ fn run_with_tuned_projector_resumes_to_the_same_adapter_and_projector() {
     // The projector trained: its file holds VILA's keys, and a LoRA-only run's is empty.
     let trained = projector(&full);
     let st = safetensors::SafeTensors::deserialize(&trained).unwrap();
-    assert!(
-        st.names()
-            .iter()
-            .any(|n| *n == "base_model.model.mm_projector.layers.7.weight")
-    );
+    for key in [
+        "base_model.model.mm_projector.layers.7.weight",
+        "base_model.model.vision_tower.vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight",
+    ] {
+        assert!(st.names().contains(&key), "{key} missing");
+    }
     assert!(projector(&full.join("checkpoint-2")).len() > 1000);
 
     let out = tmp.path().join("resumed");
@@ -183,7 +185,7 @@ fn run_with_tuned_projector_resumes_to_the_same_adapter_and_projector() {
     let resumed = train(&cfg, &quiet()).unwrap();
     assert!(matches!(resumed, RunOutcome::Finished { steps: STEPS, .. }));
     assert_eq!(adapter_bytes(&out), adapter_bytes(&full), "adapters differ");
-    assert!(projector(&out) == trained, "projectors differ");
+    assert!(projector(&out) == trained, "tuned tensors differ");
     assert_eq!(losses(&out), losses(&full), "metrics after resume differ");
 }
 
