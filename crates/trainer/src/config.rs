@@ -218,6 +218,8 @@ pub struct TrainConfig {
     pub attention_chunk: u64,
     /// Positions per chunk of the loss head (ours).
     pub loss_chunk: u64,
+    /// Positions per block of the position-wise part of the layer recompute (ours).
+    pub layer_chunk: u64,
     /// Image preprocessing mode.
     pub image_aspect_ratio: ImageAspectRatio,
     /// Train the projector.
@@ -435,6 +437,7 @@ impl TrainConfig {
             dataloader_num_workers: get!("dataloader_num_workers", U64),
             attention_chunk: get!("attention_chunk", U64),
             loss_chunk: get!("loss_chunk", U64),
+            layer_chunk: get!("layer_chunk", U64),
             image_aspect_ratio: get!("image_aspect_ratio", AspectRatio),
             tune_mm_projector: get!("tune_mm_projector", Bool),
             tune_vision_tower: get!("tune_vision_tower", Bool),
@@ -574,11 +577,12 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The step's block sizes (`attention_chunk`, `loss_chunk`).
+    /// The step's block sizes (`attention_chunk`, `layer_chunk`, `loss_chunk`).
     pub fn chunks(&self) -> crate::step::Chunks {
         crate::step::Chunks {
             loss_rows: self.loss_chunk as usize,
             attention_queries: self.attention_chunk as usize,
+            layer_rows: self.layer_chunk as usize,
         }
     }
 
@@ -691,6 +695,7 @@ impl TrainConfig {
         at_least_one("model_max_length", self.model_max_length)?;
         at_least_one("attention_chunk", self.attention_chunk)?;
         at_least_one("loss_chunk", self.loss_chunk)?;
+        at_least_one("layer_chunk", self.layer_chunk)?;
         at_least_one("lora_r", self.lora_r)?;
         at_least_one("lora_alpha", self.lora_alpha)?;
         if !(0.0..1.0).contains(&self.lora_dropout) {

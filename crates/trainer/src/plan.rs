@@ -15,9 +15,11 @@ use crate::step::Chunks;
 /// - the frozen weights as stored (`model_bytes`: the checkpoint's safetensors);
 /// - every layer's saved input, `[batch, seq, hidden]` in the compute dtype (the recompute's
 ///   only per-layer residue, `step.rs`);
-/// - one layer's recompute: ~12 hidden-wide and 3 MLP-wide activations per token (norms, q/k/v,
-///   attention output, residuals; gate, up and their product), plus one query block of f32
-///   attention scores, probabilities and their gradient;
+/// - one layer's recompute: ~6 hidden-wide activations per token over the whole sequence (the
+///   input, its norm, q/k/v, the attention output), one query block of f32 attention scores,
+///   probabilities and their gradient, and one block of `layer_rows` positions of the
+///   position-wise part (~6 hidden-wide and 4 MLP-wide activations and gradients per token:
+///   residual, norm, gate, up, their product);
 /// - one loss chunk: f32 logits, log-softmax and its gradient, `[rows, vocab]` each;
 /// - the adapter in f32 with its gradient and AdamW's two moments (16 bytes per parameter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,10 +51,12 @@ impl MemoryEstimate {
         let (seq, b) = (cfg.model_max_length, cfg.per_device_train_batch_size);
         let act = cfg.dtype.to_burn().size() as u64;
         let block = (chunks.attention_queries as u64).min(seq);
+        let rows = (chunks.layer_rows as u64).min(seq);
         MemoryEstimate {
             weights: model_bytes,
             saved_inputs: layers * b * seq * hidden * act,
-            layer_recompute: b * seq * (hidden * 12 + inter * 3) * act
+            layer_recompute: b * seq * hidden * 6 * act
+                + b * rows * (hidden * 6 + inter * 4) * act
                 + b * heads * block * seq * 4 * 3,
             loss_chunk: (chunks.loss_rows as u64).min(seq) * llm.vocab_size as u64 * 4 * 3,
             adapter_optimizer: trainable as u64 * (4 + 4 + 8),
@@ -81,10 +85,11 @@ pub fn plan_text(
     format!(
         "plan: {}\n  {}\n  global batch {} = {} device(s) × per-device {} × accumulation {}\n  \
          optimizer steps {steps} (warmup {warmup}), lr {} cosine, weight decay {}, max grad norm {}\n  \
-         trainable parameters {trainable} (LoRA r {} alpha {} on the LLM)\n  \
+         trainable parameters {trainable} (LoRA r {} alpha {} on the LLM, and any tuned parts)\n  \
          estimated peak GPU memory {:.1} GiB (weights {:.1}, saved layer inputs {:.2}, one layer's \
          recompute {:.2}, loss chunk {:.2}, adapter + AdamW {:.2}) at {} tokens per sample\n  \
-         estimated peak host memory: weights are memory-mapped (page cache, not anonymous); \
+         estimated peak host memory: weights are read tensor by tensor (page cache, not process \
+         memory); \
          {} prefetched micro-batches of decoded tiles",
         cfg.data_mixture,
         set.padding(),
@@ -171,11 +176,12 @@ mod tests {
         let m = MemoryEstimate::new(&cfg, &llm, weights, trainable, Chunks::default());
         // Saved inputs: 28 × 4096 × 3584 × 2 bytes.
         assert_eq!(m.saved_inputs, 822_083_584);
-        // One 512-query block of 28 heads × 4096 keys in f32, three tensors.
+        // One 512-query block of 28 heads × 4096 keys in f32, three tensors; six hidden-wide
+        // tensors over the sequence; one 1024-position block of the MLP part.
         let scores = 28 * 512 * 4096 * 4 * 3;
         assert_eq!(
             m.layer_recompute,
-            4096 * (3584 * 12 + 18944 * 3) * 2 + scores
+            4096 * 3584 * 6 * 2 + 1024 * (3584 * 6 + 18944 * 4) * 2 + scores
         );
         // Activations and optimizer state together stay under 4 GB, the total under 20 GB
         // (issue 4's target for a 24 GB card).
@@ -184,6 +190,7 @@ mod tests {
         // Whole-sequence attention scores (the unchunked layer) would not fit beside them.
         let whole = Chunks {
             attention_queries: 4096,
+            layer_rows: 4096,
             ..Chunks::default()
         };
         let unchunked = MemoryEstimate::new(&cfg, &llm, weights, trainable, whole);

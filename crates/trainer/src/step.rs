@@ -17,7 +17,11 @@
 //! before and after the attention core keep a graph; the core itself runs without one, in blocks
 //! of `attention_queries` queries, and in backward each block is recomputed with its own small
 //! graph, its key and value gradients summed in f32. Every query row sees all its keys, so this
-//! is the same attention, never more than one block of scores alive.
+//! is the same attention, never more than one block of scores alive. The projections after the
+//! core (o_proj, the MLP) act on each position alone, so stage C runs in blocks of `layer_rows`
+//! positions, each with its own graph (the first pass uses the same blocks, so LoRA dropout
+//! draws the same masks): one block of `[rows, intermediate]` MLP activations alive, not the
+//! whole sequence's.
 //!
 //! **Chunked cross-entropy.** HF's `ForCausalLMLoss` upcasts the logits of every position to
 //! f32 (`[batch, seq, vocab]`: 2.5 GB at 4096 × 152064) and sums the CE of shifted labels ≠ −100.
@@ -63,15 +67,20 @@ pub struct Chunks {
     pub loss_rows: usize,
     /// Queries per attention block (`[batch, heads, queries, seq]` f32 scores per block).
     pub attention_queries: usize,
+    /// Positions per block of the position-wise part of a layer (o_proj, the MLP:
+    /// `[batch, rows, intermediate]` activations per block).
+    pub layer_rows: usize,
 }
 
 impl Default for Chunks {
-    /// 256 rows of loss head (256 × 152064 f32 logits = 0.16 GB, three such tensors live) and
-    /// 512 queries per attention block (28 heads × 512 × 4096 f32 = 0.23 GB per tensor).
+    /// 256 rows of loss head (256 × 152064 f32 logits = 0.16 GB, three such tensors live),
+    /// 512 queries per attention block (28 heads × 512 × 4096 f32 = 0.23 GB per tensor) and
+    /// 1024 positions per MLP block (1024 × 18944 bf16 = 39 MB per tensor instead of 155 MB).
     fn default() -> Self {
         Chunks {
             loss_rows: 256,
             attention_queries: 512,
+            layer_rows: 1024,
         }
     }
 }
@@ -118,9 +127,10 @@ pub fn layer_seed(seed: u64, layer: usize) -> u64 {
 /// projector);
 /// `seed` names the micro-batch's dropout streams, `chunks` bounds the activation memory.
 /// During layer `i`'s backward, `collect(i, layer, grads)` takes that layer's parameter
-/// gradients out of `grads` (e.g. with `param.val().grad_remove(grads)`); it is called once per
-/// stage (the projections after the attention core, then those before), each time with the
-/// gradients of a disjoint set of parameters.
+/// gradients out of `grads` (e.g. with `param.val().grad_remove(grads)`) and must **add** them
+/// to what it has: it is called once per block of positions of the projections after the
+/// attention core (each call holds those parameters' gradient for that block), then once for
+/// the projections before it.
 ///
 /// # Shapes
 ///
@@ -153,6 +163,7 @@ where
         )));
     }
     let queries = chunks.attention_queries.max(1);
+    let rows_per_block = chunks.layer_rows.max(1);
 
     // 1. Forward without a kept graph, keeping each layer's input.
     // The first pass runs the training model (so LoRA dropout is active, as in the recompute)
@@ -189,7 +200,18 @@ where
         let xa = x.autodiff();
         let [q, k, v] = layer.qkv(xa.clone(), cos.clone(), sin.clone());
         let attn = attend_in_chunks(q.detach(), k.detach(), v.detach(), mask.clone(), queries);
-        x = layer.finish(xa, attn).detach().inner();
+        // Position-wise, so in blocks; the recompute runs the same blocks in the same order, so
+        // LoRA dropout draws the same masks.
+        let outs = row_blocks(s, rows_per_block)
+            .map(|r| {
+                let (xr, ar) = (
+                    xa.clone().slice_dim(1, r.clone()),
+                    attn.clone().slice_dim(1, r),
+                );
+                layer.finish(xr, ar).detach().inner()
+            })
+            .collect();
+        x = Tensor::cat(outs, 1);
     }
 
     // 2. Chunked loss head → ∂loss/∂h_L.
@@ -239,19 +261,30 @@ where
         let qkv = [q.clone().detach(), k.clone().detach(), v.clone().detach()];
         let [qd, kd, vd] = qkv.clone();
         let attn = attend_in_chunks(qd, kd, vd, mask.clone(), queries);
-        // Stage C: (input, attention) → output, and its backward.
-        let x_c = input.autodiff().require_grad();
-        let attn = attn.require_grad();
-        let out = layer.finish(x_c.clone(), attn.clone());
-        let mut grads = (out * grad.autodiff()).sum().backward();
-        collect(i, layer, &mut grads);
-        let g_attn = attn
-            .grad_remove(&mut grads)
-            .ok_or_else(|| no_grad(i, "attention"))?;
-        let g_residual = x_c
-            .grad_remove(&mut grads)
-            .ok_or_else(|| no_grad(i, "input"))?;
-        drop(grads);
+        // Stage C: (input, attention) → output and its backward, position-wise, so one block of
+        // positions at a time, each with its own small graph.
+        let (mut g_attn, mut g_residual) = (Vec::new(), Vec::new());
+        for r in row_blocks(s, rows_per_block) {
+            let x_c = input
+                .clone()
+                .slice_dim(1, r.clone())
+                .autodiff()
+                .require_grad();
+            let a_c = attn.clone().slice_dim(1, r.clone()).require_grad();
+            let out = layer.finish(x_c.clone(), a_c.clone());
+            let g_out = grad.clone().slice_dim(1, r).autodiff();
+            let mut grads = (out * g_out).sum().backward();
+            collect(i, layer, &mut grads);
+            g_attn.push(
+                a_c.grad_remove(&mut grads)
+                    .ok_or_else(|| no_grad(i, "attention"))?,
+            );
+            g_residual.push(
+                x_c.grad_remove(&mut grads)
+                    .ok_or_else(|| no_grad(i, "input"))?,
+            );
+        }
+        let (g_attn, g_residual) = (Tensor::cat(g_attn, 1), Tensor::cat(g_residual, 1));
         // Stage B: the core's backward, one query block at a time.
         let [gq, gk, gv] = attention_backward(qkv, mask.clone(), g_attn, queries, i)?;
         // Stage A's backward.
@@ -321,6 +354,13 @@ fn attention_backward(
     let gk = gk.ok_or_else(|| no_grad(layer, "keys"))?.cast(dtype);
     let gv = gv.ok_or_else(|| no_grad(layer, "values"))?.cast(dtype);
     Ok([Tensor::cat(gq, 2), gk, gv])
+}
+
+/// `0..seq` in blocks of `rows`.
+fn row_blocks(seq: usize, rows: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..seq)
+        .step_by(rows)
+        .map(move |start| start..(start + rows).min(seq))
 }
 
 fn no_grad(layer: usize, what: &str) -> ModelError {

@@ -8,7 +8,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{DType, Device, Gradients, Int, Tensor, TensorData};
 use lora::{AdapterConfig, InitLoraWeights, TargetModules};
 use nvila_model::NvilaModel;
-use nvila_model::text::attention::attention_mask;
+use nvila_model::text::attention::{attend, attention_mask};
 use nvila_model::text::decoder::Qwen2DecoderLayer;
 use nvila_model::text::rope::sequential_positions;
 use trainer::adapter::{self, AdapterInit, TrainProjection};
@@ -18,6 +18,7 @@ use trainer::step::{Chunks, LlmBatch, forward_backward, layer_seed, supervised_r
 const CHUNKS: Chunks = Chunks {
     loss_rows: 2,
     attention_queries: 4,
+    layer_rows: 4,
 };
 
 fn tiny() -> std::path::PathBuf {
@@ -84,26 +85,34 @@ fn recompute_with_dropout_equals_a_full_backward() {
     let (scale, seed) = (1.0 / 5.0, 1234);
 
     // The checkpointed step: loss head in chunks of 2 rows, attention in blocks of 4 queries
-    // (9 positions: blocks 4, 4, 1). Each layer's gradients arrive in two calls (after and
-    // before the attention core), each factor exactly once.
+    // and the position-wise part in blocks of 4 positions (9 positions: blocks 4, 4, 1). Each
+    // layer's gradients arrive in one call per position block (the projections after the
+    // attention core) and one more (those before): summed here, as the trainer does.
     let mut by_factor: BTreeMap<(usize, usize), Vec<f32>> = BTreeMap::new();
+    let mut calls: BTreeMap<usize, usize> = BTreeMap::new();
     let mut collect = |i: usize, layer: &Qwen2DecoderLayer<TrainProjection>, g: &mut Gradients| {
+        *calls.entry(i).or_default() += 1;
         for (j, p) in lora_ids(layer).into_iter().enumerate() {
             if let Some(grad) = p.grad_remove(g) {
-                assert!(
-                    by_factor.insert((i, j), values(grad)).is_none(),
-                    "layer {i} factor {j} got two gradients"
-                );
+                let grad = values(grad);
+                match by_factor.get_mut(&(i, j)) {
+                    Some(sum) => sum.iter_mut().zip(&grad).for_each(|(a, b)| *a += b),
+                    None => {
+                        by_factor.insert((i, j), grad);
+                    }
+                }
             }
         }
     };
     let (loss, input_grad) =
         forward_backward(llm, &batch, scale, CHUNKS, seed, &mut collect).unwrap();
+    assert!(calls.values().all(|&n| n == 4), "{calls:?}");
     let factors = lora_ids(&llm.model.layers[0]).len();
     assert_eq!(by_factor.len(), llm.model.layers.len() * factors);
     let got: Vec<Vec<f32>> = by_factor.into_values().collect();
 
-    // One ordinary backward through the whole graph, same dropout streams.
+    // One ordinary backward through the whole graph, same dropout streams (the position-wise
+    // part in the step's blocks, so the masks are drawn in the same order).
     let positions = sequential_positions(b, 0, s, &inner);
     let (cos, sin) = llm.model.rotary_emb.cos_sin(positions, DType::F32);
     let mask = attention_mask(b, s, 0, s, Some(padding), &inner).unwrap();
@@ -111,15 +120,16 @@ fn recompute_with_dropout_equals_a_full_backward() {
     let mut x = x0.clone();
     for (i, layer) in llm.model.layers.iter().enumerate() {
         device.seed(layer_seed(seed, i));
-        x = layer
-            .forward(
-                x,
-                cos.clone().autodiff(),
-                sin.clone().autodiff(),
-                mask.clone().map(Tensor::autodiff),
-                None,
-            )
-            .unwrap();
+        let [q, k, v] = layer.qkv(x.clone(), cos.clone().autodiff(), sin.clone().autodiff());
+        let attn = attend(q, k, v, mask.clone().map(Tensor::autodiff));
+        let blocks = [0..4, 4..8, 8..9].map(|r| {
+            let (xr, ar) = (
+                x.clone().slice_dim(1, r.clone()),
+                attn.clone().slice_dim(1, r),
+            );
+            layer.finish(xr, ar)
+        });
+        x = Tensor::cat(blocks.to_vec(), 1);
     }
     let rows = supervised_rows(&labels, b, s);
     let index: Vec<i64> = rows.iter().map(|(r, _)| *r as i64).collect();

@@ -274,6 +274,13 @@ pub(crate) const FIELDS: &[Field] = &[
         "queries per attention block in the layer recompute; smaller = less GPU memory [default: 512, ours]",
     ),
     field(
+        "layer_chunk",
+        "layer-chunk",
+        Kind::U64,
+        Text("1024"),
+        "positions per block of o_proj + MLP in the layer recompute; smaller = less GPU memory [default: 1024, ours]",
+    ),
+    field(
         "loss_chunk",
         "loss-chunk",
         Kind::U64,
