@@ -313,6 +313,31 @@ impl Progress {
     }
 }
 
+/// Logs what the device's allocator holds (bytes of live tensors, bytes of pages reserved), on
+/// devices that report it (burn's CUDA pools; not the CPU). `nvidia-smi` sees only the reserved
+/// pages, which grow in 1 GiB steps (docs/gpu.md, 2026-11-30): the live bytes say what a smaller
+/// card would need.
+pub fn log_device_memory(device: &burn::tensor::Device, at: &str, level: tracing::Level) {
+    let Some(usage) = device.memory_pool_usage() else {
+        return;
+    };
+    let mib = |b: u64| b / (1 << 20);
+    let (live, reserved) = (mib(usage.bytes_in_use), mib(usage.bytes_reserved));
+    if level == tracing::Level::INFO {
+        tracing::info!(
+            live_mib = live,
+            reserved_mib = reserved,
+            "device memory {at}"
+        );
+    } else {
+        tracing::debug!(
+            live_mib = live,
+            reserved_mib = reserved,
+            "device memory {at}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

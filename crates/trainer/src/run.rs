@@ -32,7 +32,9 @@ use crate::data::{
     BatchGeometry, DataCursor, Loader, LoaderOptions, OpenOptions, PrepareOptions, PreparedSample,
     SamplePreparer, Sampler, TrainingSet,
 };
-use crate::metrics::{METRICS_FILE, MetricsRecord, MetricsWriter, Progress, ProgressMode};
+use crate::metrics::{
+    METRICS_FILE, MetricsRecord, MetricsWriter, Progress, ProgressMode, log_device_memory,
+};
 use crate::optim::{AdamW, DecayGroup, OPTIMIZER_FILE};
 use crate::plan::{MemoryEstimate, plan_text, safetensors_bytes};
 use crate::schedule::{CosineSchedule, HfVersion, max_steps, warmup_steps};
@@ -339,6 +341,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
         Some(dtype),
         Some(preparer.processor().config().clone()),
     )?;
+    log_device_memory(&device, "after loading the model", tracing::Level::INFO);
     let targets = adapter::default_targets(&base.llm, cfg.lora_llm)?;
     let adapter_config = adapter::adapter_config(
         cfg.lora_r as usize,
@@ -476,6 +479,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
                 &mut collect,
             )?;
             ce_sum += loss.ce_sum;
+            log_device_memory(&device, "after a micro-batch", tracing::Level::DEBUG);
             if parts.any() {
                 // The splice keeps the graph of the tuned parts: Σ embeds ⊙ ∂loss/∂embeds
                 // backpropagates the LLM's input gradient into them.
@@ -558,6 +562,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
         last_record_s = elapsed;
         metrics.append(&record)?;
         progress.update(&record);
+        log_device_memory(&device, "after the optimizer step", tracing::Level::DEBUG);
 
         if cfg.save_steps > 0 && step % cfg.save_steps == 0 {
             let mut files = adapter_files(

@@ -214,6 +214,8 @@ where
         x = Tensor::cat(outs, 1);
     }
 
+    crate::metrics::log_device_memory(&device, "after the first pass", tracing::Level::DEBUG);
+
     // 2. Chunked loss head → ∂loss/∂h_L.
     let flat = x.reshape([b * s, h]);
     let mut grad = Tensor::<2>::zeros([b * s, h], (&device, dtype));
@@ -247,6 +249,8 @@ where
             .ok_or_else(|| ModelError::Input("the loss head produced no gradient".into()))?;
         grad = grad.select_assign(0, index, row_grad.cast(dtype), IndexingUpdateOp::Add);
     }
+
+    crate::metrics::log_device_memory(&device, "after the loss head", tracing::Level::DEBUG);
 
     // 3. Layers in reverse, each recomputed from its saved input with its dropout stream.
     let mut grad = grad.reshape([b, s, h]);
