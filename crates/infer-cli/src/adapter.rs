@@ -31,8 +31,7 @@ use lora::{
     NON_LORA_TRAINABLES_FILE, PEFT_KEY_PREFIX, PeftAdapter, apply_non_lora_trainables,
     load_non_lora_trainables, lora_a_key,
 };
-use nvila_model::NvilaModel;
-use nvila_model::VilaParts;
+use nvila_model::{NvilaModel, VilaParts, beyond_cut_tower};
 
 /// VILA's module name of the LLM: PEFT paths of LLM modules start with it.
 const LLM_PREFIX: &str = "llm.";
@@ -44,8 +43,10 @@ const PROJECTOR_PREFIX: &str = "mm_projector.";
 /// transformers 4.46 → `vision_model`).
 const TOWER_MODEL_PREFIX: &str = "vision_tower.vision_tower.vision_model.";
 /// The modules a LoRA adapter may target here.
-const SUPPORTED_TARGETS: &str = "llm.model.layers.N.self_attn.{q,k,v,o}_proj and \
-                                 llm.model.layers.N.mlp.{gate,up,down}_proj";
+const SUPPORTED_TARGETS: &str = "llm.model.layers.N.self_attn.{q,k,v,o}_proj, \
+                                 llm.model.layers.N.mlp.{gate,up,down}_proj and \
+                                 vision_tower.vision_tower.vision_model.encoder.layers.N.\
+                                 {self_attn.{q,k,v,out}_proj,mlp.fc1,mlp.fc2}";
 
 /// An adapter folder, read and checked as far as possible without the model (so a bad adapter
 /// fails before the slow checkpoint load).
@@ -101,9 +102,15 @@ impl Adapter {
                 weights.display()
             );
         }
-        let peft = PeftAdapter::load(dir).with_context(|| {
+        let mut peft = PeftAdapter::load(dir).with_context(|| {
             format!("--adapter {}: cannot load the LoRA adapter", dir.display())
         })?;
+        // Tower paths as VILA (transformers 4.46) names them, also for adapters saved with
+        // transformers ≥ 5 (no `vision_model` level).
+        peft.modules = std::mem::take(&mut peft.modules)
+            .into_iter()
+            .map(|(path, factors)| (tower_key(&path), factors))
+            .collect();
         check_targets(&peft, dir, &weights)?;
         let projector = read_trainables(dir)?;
         let mut warnings = Vec::new();
@@ -172,13 +179,16 @@ impl Adapter {
             ..
         } = self;
         let context = || format!("--adapter {}", dir.display());
+        // Factors for tower layers after the cut (VILA's `lora_vt` adapts every tower layer)
+        // never change the outputs.
+        let kept = model.vision_tower.n_layers_run();
+        peft.modules.retain(|path, _| !beyond_cut_tower(path, kept));
         let mut model = model
-            .map_llm_projections(|path, linear: Linear| -> Result<Linear, LoraError> {
-                let module = format!("{LLM_PREFIX}{path}");
-                if !peft.modules.contains_key(&module) {
+            .map_projections(|path, linear: Linear| -> Result<Linear, LoraError> {
+                if !peft.modules.contains_key(path) {
                     return Ok(linear);
                 }
-                Ok(peft.wrap(&module, linear)?.into_merged_linear())
+                Ok(peft.wrap(path, linear)?.into_merged_linear())
             })
             .with_context(|| {
                 format!(
@@ -219,22 +229,14 @@ fn check_targets(peft: &PeftAdapter, dir: &Path, weights: &Path) -> anyhow::Resu
             .map(|p| lora_a_key(p))
             .collect()
     };
-    let vision = keys_under(VISION_PREFIX);
     let projector = keys_under(PROJECTOR_PREFIX);
-    if !vision.is_empty() || !projector.is_empty() {
-        let part = match (vision.is_empty(), projector.is_empty()) {
-            (false, true) => "the vision tower",
-            (true, false) => "the projector",
-            _ => "the vision tower and the projector",
-        };
-        let mut keys = vision;
-        keys.extend(projector);
+    if !projector.is_empty() {
         bail!(
-            "--adapter {}: {}: LoRA on {part} is not supported (only on the LLM: \
+            "--adapter {}: {}: LoRA on the projector is not supported (only on \
              {SUPPORTED_TARGETS}); factors: {}",
             dir.display(),
             weights.display(),
-            keys.join(", ")
+            projector.join(", ")
         );
     }
     let lm_head = keys_under("llm.lm_head");
@@ -250,7 +252,7 @@ fn check_targets(peft: &PeftAdapter, dir: &Path, weights: &Path) -> anyhow::Resu
     let elsewhere: Vec<String> = peft
         .modules
         .keys()
-        .filter(|p| !p.starts_with(LLM_PREFIX))
+        .filter(|p| !p.starts_with(LLM_PREFIX) && !p.starts_with(TOWER_MODEL_PREFIX))
         .map(|p| lora_a_key(p))
         .collect();
     if !elsewhere.is_empty() {
@@ -268,16 +270,7 @@ fn check_targets(peft: &PeftAdapter, dir: &Path, weights: &Path) -> anyhow::Resu
 
 /// Whether `key` (PEFT form) is a tower tensor the tower cut after `kept` layers does not hold.
 fn unused_tower_key(key: &str, kept: usize) -> bool {
-    let Some(rest) = module_name(key).strip_prefix(TOWER_MODEL_PREFIX) else {
-        return false;
-    };
-    if rest.starts_with("post_layernorm.") || rest.starts_with("head.") {
-        return true;
-    }
-    rest.strip_prefix("encoder.layers.")
-        .and_then(|r| r.split('.').next())
-        .and_then(|i| i.parse::<usize>().ok())
-        .is_some_and(|i| i >= kept)
+    beyond_cut_tower(module_name(key), kept)
 }
 
 /// VILA's key for a tower tensor also when it was saved with transformers ≥ 5, whose

@@ -303,8 +303,8 @@ fn reference_model(dir: &Path) -> NvilaModel<Adapted> {
     }
     let mut adapter = PeftAdapter::load(dir).unwrap();
     let model = model
-        .map_llm_projections(|path, linear| -> Result<Adapted, LoraError> {
-            let module = format!("llm.{path}");
+        .map_projections(|path, linear| -> Result<Adapted, LoraError> {
+            let module = path.to_string();
             if adapter.modules.contains_key(&module) {
                 Ok(Adapted::Lora(adapter.wrap(&module, linear)?))
             } else {
@@ -598,18 +598,28 @@ fn adapters_that_do_not_fit_the_model_are_named() {
 }
 
 #[test]
-fn vision_tower_and_projector_adapters_are_not_supported() {
+fn vision_tower_adapters_apply_and_projector_adapters_are_refused() {
+    // VILA's `lora_vt`: factors on the tower's projections are merged like the LLM's (checked
+    // against the unmerged reference); factors for tower layers after the cut (the tiny tower
+    // runs layers 0 and 1 of 3) are skipped, as they never change the outputs.
     let vt = "vision_tower.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj";
+    let cut = "vision_tower.vision_tower.vision_model.encoder.layers.2.mlp.fc1";
     let mut modules = all_modules(false);
     modules.insert(vt.into(), factors(5, R, 32, 32, false));
-    let dir = save(config(), modules);
-    refused(
-        dir.path(),
-        &[
-            &format!("{vt}.lora_A.weight"),
-            "LoRA on the vision tower is not supported",
-        ],
+    let with_tower = save(config(), modules.clone());
+    let (ids, lps) = cli_score(Some(with_tower.path()));
+    let (_, llm_only) = cli_score(Some(save(config(), all_modules(false)).path()));
+    assert!(
+        max_abs_diff(&lps, &llm_only) > 1e-4,
+        "the tower factors change nothing"
     );
+    let (ref_ids, ref_lps) = reference_score(&reference_model(with_tower.path()));
+    assert_eq!(ids, ref_ids);
+    assert!(max_abs_diff(&lps, &ref_lps) <= 1e-5);
+    modules.insert(cut.into(), factors(6, R, 32, 64, false));
+    let (_, with_cut) = cli_score(Some(save(config(), modules).path()));
+    assert_eq!(with_cut, lps, "factors after the cut must not matter");
+
     let mut modules = all_modules(false);
     modules.insert("mm_projector.layers.7".into(), factors(5, R, 64, 64, false));
     let dir = save(config(), modules);
@@ -887,13 +897,17 @@ fn adapter_with_tuned_part(variant: &str) {
 /// --verify-rust`), gives `peft_score.json`; infer-cli agrees.
 #[test]
 fn rust_saved_adapters_with_tuned_parts_give_the_logprobs_python_computes() {
-    for variant in ["projector", "vision"] {
+    for variant in ["projector", "vision", "lora_vt"] {
         let parity = repo().join("crates/trainer/tests/fixtures/parity");
         let folder = parity.join(variant).join("rust_adapter");
         let peft: Value =
             serde_json::from_str(&std::fs::read_to_string(folder.join("peft_score.json")).unwrap())
                 .unwrap();
-        assert_eq!(peft["tuned_projector"], Value::Bool(true));
+        let tuned = peft["tuned_projector"] == Value::Bool(true);
+        assert!(
+            tuned || peft["tower_lora"] == Value::Bool(true),
+            "{variant}"
+        );
         let field = |name: &str| peft[name].as_str().unwrap().to_string();
         let model = repo()
             .join("fixtures/golden/tiny-nvila")
@@ -910,4 +924,35 @@ fn rust_saved_adapters_with_tuned_parts_give_the_logprobs_python_computes() {
             "{variant}: log-probs differ from Python's by {diff}"
         );
     }
+}
+
+/// `lora_vt` (`make_parity.py --variant lora_vt`): PEFT's adapter with factors on the tower's
+/// linears (VILA's tower names; the factors of the layer after the cut included) gives PEFT's
+/// log-probs in `infer-cli score --adapter`, and the tower's factors matter.
+#[test]
+fn adapter_with_lora_on_the_vision_tower_gives_pefts_logprobs() {
+    let parity = repo().join("crates/trainer/tests/fixtures/parity");
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(parity.join("lora_vt/reference.json")).unwrap(),
+    )
+    .unwrap();
+    let score = &reference["score"];
+    let field = |name: &str| score[name].as_str().unwrap().to_string();
+    let model = repo()
+        .join("fixtures/golden/tiny-nvila")
+        .display()
+        .to_string();
+    let img = parity.join(field("image")).display().to_string();
+    let adapter = parity.join(field("adapter"));
+    let got = score_parity_pair(&model, &adapter, &img, &field("prompt"), &field("response"));
+    let (ids, lps) = scores(&got);
+    let (want_ids, want_lps) = scores(&score["with_adapter_and_projector"]);
+    assert_eq!(ids, want_ids);
+    let diff = max_abs_diff(&lps, &want_lps);
+    assert!(diff <= 1e-4, "log-probs differ from PEFT's by {diff}");
+    let (_, llm_only) = scores(&score["with_adapter_only"]);
+    assert!(
+        max_abs_diff(&llm_only, &want_lps) > 1e-3,
+        "the tower's factors change nothing"
+    );
 }

@@ -32,5 +32,5 @@ pub mod weights;
 pub use config::{CheckpointLayout, NvilaConfig};
 pub use error::ModelError;
 pub use nvila::{NvilaModel, ScoreOutput, Spliced};
-pub use vila_parts::VilaParts;
+pub use vila_parts::{VilaParts, beyond_cut_tower};
 pub use weights::Weights;

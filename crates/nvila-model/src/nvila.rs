@@ -44,14 +44,21 @@ use burn::nn::Linear;
 /// `BasicImageEncoder`'s `end_tokens` (`llava/model/encoders/image/basic.py`).
 pub const IMAGE_END_TOKENS: &str = "\n";
 
-/// The whole NVILA model; `P` is the LLM's projection type (burn's `Linear` as loaded, or an
-/// adapter wrapper after [`NvilaModel::map_llm_projections`]).
+/// VILA's module path of the LLM (`LlavaLlamaModel.llm`), prefixing its projections' paths.
+pub const LLM_PATH: &str = "llm.";
+/// VILA's module path of the tower's transformer (`LlavaLlamaModel.vision_tower` → HF
+/// `SiglipVisionModel` → `vision_model` in transformers 4.46, VILA's pin).
+pub const TOWER_PATH: &str = "vision_tower.vision_tower.vision_model.";
+
+/// The whole NVILA model; `P` is the projection type of the LLM's decoder and the vision tower's
+/// encoder (burn's `Linear` as loaded, or an adapter wrapper after
+/// [`NvilaModel::map_projections`]).
 #[derive(Debug)]
 pub struct NvilaModel<P: Projection = Linear> {
     /// Qwen2 (`llm/`).
     pub llm: Qwen2ForCausalLM<P>,
     /// SigLIP cut at `mm_vision_select_layer` (`vision_tower/`).
-    pub vision_tower: SiglipVisionTower,
+    pub vision_tower: SiglipVisionTower<P>,
     /// The multimodal projector (`mm_projector/`).
     pub mm_projector: Projector,
     /// Tokenizer, chat template, tiling (configured from the top-level config).
@@ -221,16 +228,24 @@ impl NvilaModel {
 }
 
 impl<P: Projection> NvilaModel<P> {
-    /// Replaces each projection of the LLM by `f(path, projection)` (see
-    /// [`Qwen2ForCausalLM::map_projections`]; paths are relative to the LLM,
-    /// `model.layers.0.self_attn.q_proj`; VILA's module names prefix them with `llm.`).
-    pub fn map_llm_projections<Q: Projection, E>(
+    /// Replaces each projection of the LLM's decoder and of the vision tower's encoder by
+    /// `f(path, projection)`, `path` being VILA's module path
+    /// (`llm.model.layers.0.self_attn.q_proj`,
+    /// `vision_tower.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj`), the names
+    /// PEFT's `target_modules` match against.
+    pub fn map_projections<Q: Projection, E>(
         self,
-        f: impl FnMut(&str, P) -> Result<Q, E>,
+        mut f: impl FnMut(&str, P) -> Result<Q, E>,
     ) -> Result<NvilaModel<Q>, E> {
+        let llm = self
+            .llm
+            .map_projections(|path, p| f(&format!("{LLM_PATH}{path}"), p))?;
+        let vision_tower = self
+            .vision_tower
+            .map_projections(&mut |path, p| f(&format!("{TOWER_PATH}{path}"), p))?;
         Ok(NvilaModel {
-            llm: self.llm.map_projections(f)?,
-            vision_tower: self.vision_tower,
+            llm,
+            vision_tower,
             mm_projector: self.mm_projector,
             processor: self.processor,
             config: self.config,

@@ -1,10 +1,15 @@
-//! LoRA on NVILA's LLM: which projections get an adapter (VILA's `find_all_linear_names`), the
-//! projection type the trainer runs (`TrainProjection`), and the PEFT view of the trainables.
+//! LoRA on NVILA's LLM and (VILA's `lora_vt`) vision tower: which projections get an adapter
+//! (VILA's `find_all_linear_names`), the projection type the trainer runs (`TrainProjection`),
+//! and the PEFT view of the trainables.
 //!
-//! Module paths are VILA's (`llm.model.layers.0.self_attn.q_proj`): nvila-model hands each
-//! decoder projection over with its path inside the LLM and this module prefixes `llm.`, so
-//! adapter files carry PEFT's keys `base_model.model.llm.model.layers.0.self_attn.q_proj.lora_A.weight`
-//! (nvila.md §6).
+//! Module paths are VILA's (`llm.model.layers.0.self_attn.q_proj`,
+//! `vision_tower.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj`), as
+//! `NvilaModel::map_projections` hands them over, so adapter files carry PEFT's keys
+//! `base_model.model.llm.model.layers.0.self_attn.q_proj.lora_A.weight` (nvila.md §6).
+//!
+//! The tower is cut at the selected layer, so an adapter made by PEFT on VILA's full tower also
+//! holds factors for the layers after it; they never change the outputs (VILA trains them with
+//! no gradient) and are dropped when such an adapter is loaded.
 
 use std::collections::BTreeMap;
 
@@ -15,12 +20,14 @@ use lora::{
     AdapterConfig, LoraError, LoraFactors, LoraLinear, LoraLinearConfig, ModuleInfo, PeftAdapter,
     TargetModules, find_all_linear_names, lora_a_key, lora_b_key, module_seed,
 };
-use nvila_model::NvilaModel;
+use nvila_model::nvila::{LLM_PATH, TOWER_PATH};
 use nvila_model::text::decoder::Qwen2DecoderLayer;
 use nvila_model::text::{Projection, Qwen2ForCausalLM};
+use nvila_model::vision::SiglipVisionTower;
+use nvila_model::{NvilaModel, beyond_cut_tower};
 
 /// Prefix of the LLM's modules in VILA's model (`LlavaLlamaModel.llm`).
-pub const LLM_PREFIX: &str = "llm.";
+pub const LLM_PREFIX: &str = LLM_PATH;
 
 /// A decoder projection during training: frozen, or with a LoRA adapter.
 // Inline variants: burn's `Module` derive has no `Box<M>` module; there are only 7 per layer.
@@ -44,23 +51,32 @@ impl Projection for TrainProjection {
 
 /// VILA's module path of a projection path inside the LLM.
 pub fn vila_path(llm_path: &str) -> String {
-    format!("{LLM_PREFIX}{llm_path}")
+    format!("{LLM_PATH}{llm_path}")
 }
 
 /// VILA's default targets (`find_all_linear_names(model, lora_llm, lora_vt)`, `llava/train/train.py`):
-/// every `nn.Linear` of the LLM except `lm_head`. The vision tower and projector are not listed
-/// because LoRA on them (`lora_vt`) is refused by the configuration.
+/// every `nn.Linear` of the LLM except `lm_head` (with `lora_llm`) and of the vision tower (with
+/// `lora_vt`; the layers the cut tower holds). The projector's are never listed.
 pub fn default_targets<P: Projection>(
-    llm: &Qwen2ForCausalLM<P>,
+    model: &NvilaModel<P>,
     lora_llm: bool,
+    lora_vt: bool,
 ) -> Result<Vec<String>, LoraError> {
-    let mut modules: Vec<ModuleInfo> = llm
+    let mut modules: Vec<ModuleInfo> = model
+        .llm
         .projections()
         .into_iter()
         .map(|(path, _)| ModuleInfo::linear(vila_path(&path)))
         .collect();
     modules.push(ModuleInfo::linear(vila_path("lm_head")));
-    find_all_linear_names(&modules, lora_llm, false)
+    modules.extend(
+        model
+            .vision_tower
+            .projections()
+            .into_iter()
+            .map(|(path, _)| ModuleInfo::linear(format!("{TOWER_PATH}{path}"))),
+    );
+    find_all_linear_names(&modules, lora_llm, lora_vt)
 }
 
 /// Where the adapters' first values come from.
@@ -89,8 +105,8 @@ pub fn attach(
     match init {
         AdapterInit::Fresh { config, seed } => {
             let selector = lora::TargetSelector::from_config(config)?;
-            let model = model.map_llm_projections(|path, base| {
-                let path = vila_path(path);
+            let model = model.map_projections(|path, base| {
+                let path = path.to_string();
                 if !selector.matches(&path) {
                     return Ok(TrainProjection::Frozen(base));
                 }
@@ -104,9 +120,13 @@ pub fn attach(
         }
         AdapterInit::Saved(adapter) => {
             let mut adapter = *adapter;
+            let kept = model.vision_tower.n_layers_run();
+            adapter
+                .modules
+                .retain(|path, _| !beyond_cut_tower(path, kept));
             let selector = lora::TargetSelector::from_config(&adapter.config)?;
-            let model = model.map_llm_projections(|path, base| {
-                let path = vila_path(path);
+            let model = model.map_projections(|path, base| {
+                let path = path.to_string();
                 if !selector.matches(&path) {
                     return Ok(TrainProjection::Frozen(base));
                 }
@@ -118,14 +138,19 @@ pub fn attach(
     }
 }
 
-/// The adapters of `llm` in PEFT's layout, by VILA module path.
+/// The adapters of `model` (LLM and tower) in PEFT's layout, by VILA module path.
 pub fn factors(
-    llm: &Qwen2ForCausalLM<TrainProjection>,
+    model: &NvilaModel<TrainProjection>,
 ) -> Result<BTreeMap<String, LoraFactors>, LoraError> {
     let mut out = BTreeMap::new();
-    for (path, p) in llm.projections() {
+    for (path, p) in model.llm.projections() {
         if let TrainProjection::Lora(l) = p {
             out.insert(vila_path(&path), l.factors()?);
+        }
+    }
+    for (path, p) in model.vision_tower.projections() {
+        if let TrainProjection::Lora(l) = p {
+            out.insert(format!("{TOWER_PATH}{path}"), l.factors()?);
         }
     }
     Ok(out)
@@ -147,18 +172,27 @@ pub fn layer_trainables(
     let mut out = Vec::new();
     for (name, p) in layer.projections() {
         if let TrainProjection::Lora(l) = p {
-            let path = vila_path(&format!("model.layers.{index}.{name}"));
-            out.push(Trainable {
-                key: lora_a_key(&path),
-                value: l.lora_A.weight.val(),
-            });
-            out.push(Trainable {
-                key: lora_b_key(&path),
-                value: l.lora_B.weight.val(),
-            });
+            out.extend(factor_pair(
+                &vila_path(&format!("model.layers.{index}.{name}")),
+                l,
+            ));
         }
     }
     out
+}
+
+/// A layer's two factors under PEFT's keys for module `path`.
+fn factor_pair(path: &str, l: &LoraLinear) -> [Trainable; 2] {
+    [
+        Trainable {
+            key: lora_a_key(path),
+            value: l.lora_A.weight.val(),
+        },
+        Trainable {
+            key: lora_b_key(path),
+            value: l.lora_B.weight.val(),
+        },
+    ]
 }
 
 /// Every trainable tensor of `llm`, in a fixed order (layer, projection, A then B).
@@ -169,28 +203,39 @@ pub fn trainables(llm: &Qwen2ForCausalLM<TrainProjection>) -> Vec<Trainable> {
         .collect()
 }
 
-/// Number of trainable scalars.
-pub fn trainable_count(llm: &Qwen2ForCausalLM<TrainProjection>) -> usize {
-    trainables(llm)
+/// The tower's adapter tensors (`lora_vt`), in a fixed order (layer, projection, A then B).
+pub fn vision_trainables(tower: &SiglipVisionTower<TrainProjection>) -> Vec<Trainable> {
+    let mut out = Vec::new();
+    for (path, p) in tower.projections() {
+        if let TrainProjection::Lora(l) = p {
+            out.extend(factor_pair(&format!("{TOWER_PATH}{path}"), l));
+        }
+    }
+    out
+}
+
+/// Number of trainable adapter scalars (LLM and tower).
+pub fn trainable_count(model: &NvilaModel<TrainProjection>) -> usize {
+    trainables(&model.llm)
         .iter()
+        .chain(&vision_trainables(&model.vision_tower))
         .map(|t| t.value.dims().iter().product::<usize>())
         .sum()
 }
 
-/// Replaces the adapter values by `new` (PEFT key → burn-layout f32 tensor), keeping parameter
-/// ids and making each a trainable leaf again.
+/// Replaces the adapter values (LLM and tower) by `new` (PEFT key → burn-layout f32 tensor),
+/// keeping parameter ids and making each a trainable leaf again.
 pub fn update(
-    llm: Qwen2ForCausalLM<TrainProjection>,
+    model: NvilaModel<TrainProjection>,
     new: &mut BTreeMap<String, Tensor<2>>,
-) -> Qwen2ForCausalLM<TrainProjection> {
-    let result: Result<_, std::convert::Infallible> = llm.map_projections(|path, p| {
+) -> NvilaModel<TrainProjection> {
+    let result: Result<_, std::convert::Infallible> = model.map_projections(|path, p| {
         Ok(match p {
             TrainProjection::Lora(mut l) => {
-                let path = vila_path(path);
-                if let Some(a) = new.remove(&lora_a_key(&path)) {
+                if let Some(a) = new.remove(&lora_a_key(path)) {
                     l.lora_A.weight = l.lora_A.weight.map(|_| a.autodiff().require_grad());
                 }
-                if let Some(b) = new.remove(&lora_b_key(&path)) {
+                if let Some(b) = new.remove(&lora_b_key(path)) {
                     l.lora_B.weight = l.lora_B.weight.map(|_| b.autodiff().require_grad());
                 }
                 TrainProjection::Lora(l)
@@ -199,17 +244,32 @@ pub fn update(
         })
     });
     match result {
-        Ok(llm) => llm,
+        Ok(model) => model,
         Err(never) => match never {},
     }
 }
 
-/// The adapter of `llm` as a PEFT adapter with `config`.
+/// Takes the tower's adapter gradients out of `grads` (f32, by PEFT key).
+pub fn take_vision_grads(
+    tower: &SiglipVisionTower<TrainProjection>,
+    grads: &mut burn::tensor::Gradients,
+) -> Vec<(String, Tensor<2>)> {
+    vision_trainables(tower)
+        .into_iter()
+        .filter_map(|t| {
+            t.value
+                .grad_remove(grads)
+                .map(|g| (t.key, g.cast(burn::tensor::DType::F32)))
+        })
+        .collect()
+}
+
+/// The adapter of `model` (LLM and tower) as a PEFT adapter with `config`.
 pub fn to_peft(
     config: AdapterConfig,
-    llm: &Qwen2ForCausalLM<TrainProjection>,
+    model: &NvilaModel<TrainProjection>,
 ) -> Result<PeftAdapter, LoraError> {
-    PeftAdapter::new(config, factors(llm)?)
+    PeftAdapter::new(config, factors(model)?)
 }
 
 /// The run's adapter configuration (`LoraConfig` as VILA builds it: `target_modules` the

@@ -181,11 +181,16 @@ fn check_supported(cfg: &TrainConfig) -> Result<(), RunError> {
     if !cfg.lora_enable {
         return refuse("training without LoRA (lora_enable false)");
     }
-    if cfg.lora_vt {
-        return refuse("LoRA on the vision tower (lora_vt)");
+    if cfg.lora_vt && cfg.tune_vision_tower {
+        // VILA's train.py: `if lora_vt: ... elif tune_vision_tower: ...` — LoRA wins.
+        return Err(RunError::Other(
+            "lora_vt and tune_vision_tower both set: VILA applies only lora_vt (LoRA on a frozen \
+             tower); choose one"
+                .into(),
+        ));
     }
-    if !cfg.lora_llm {
-        return refuse("LoRA without lora_llm (there would be nothing to train)");
+    if !cfg.lora_llm && !cfg.lora_vt {
+        return refuse("LoRA without lora_llm or lora_vt (there would be nothing to train)");
     }
     adapter::check_lora_numbers(cfg.lora_r as usize, cfg.lora_alpha as f64, cfg.lora_dropout)?;
     Ok(())
@@ -236,6 +241,9 @@ fn embed_micro_batch(
         key_padding,
     })
 }
+
+/// Distinguishes the tower's dropout stream from the LLM layers' (`layer_seed`).
+const VISION_STREAM: u64 = 0x5649_5349_4f4e;
 
 /// Seed of the dropout stream of (step, micro-batch): the same in a resumed run.
 fn step_seed(seed: u64, step: u64, micro: usize) -> u64 {
@@ -342,7 +350,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
         Some(preparer.processor().config().clone()),
     )?;
     log_device_memory(&device, "after loading the model", tracing::Level::INFO);
-    let targets = adapter::default_targets(&base.llm, cfg.lora_llm)?;
+    let targets = adapter::default_targets(&base, cfg.lora_llm, cfg.lora_vt)?;
     let adapter_config = adapter::adapter_config(
         cfg.lora_r as usize,
         cfg.lora_alpha as f64,
@@ -368,7 +376,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
     if let (true, Some(ckpt)) = (parts.any(), &resume) {
         tuned::load(&mut model, parts, &ckpt.path.join(NON_LORA_TRAINABLES_FILE))?;
     }
-    let trainable = adapter::trainable_count(&model.llm) + tuned::trainable_count(&model);
+    let trainable = adapter::trainable_count(&model) + tuned::trainable_count(&model);
+    // Gradients reach the tower and projector only through the LLM's input gradient.
+    let before_llm = parts.any() || cfg.lora_vt;
 
     if opts.dry_run {
         let memory = MemoryEstimate::new(
@@ -454,6 +464,10 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
             .map(|s| s.expanded_len)
             .sum();
         for (micro, mb) in batch.micro_batches.iter().enumerate() {
+            if cfg.lora_vt {
+                // The tower's LoRA dropout draws from its own seeded stream (exact resume).
+                device.seed(mix_seed(step_seed(cfg.seed, step, micro) ^ VISION_STREAM));
+            }
             let llm_batch = embed_micro_batch(&model, &mb.samples)?;
             // Gradients accumulate by PEFT key over the micro-batches of the step.
             let mut collect = |i: usize,
@@ -480,12 +494,14 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
             )?;
             ce_sum += loss.ce_sum;
             log_device_memory(&device, "after a micro-batch", tracing::Level::DEBUG);
-            if parts.any() {
-                // The splice keeps the graph of the tuned parts: Σ embeds ⊙ ∂loss/∂embeds
-                // backpropagates the LLM's input gradient into them.
+            if before_llm {
+                // The splice keeps the graph of the tuned parts and the tower's adapters:
+                // Σ embeds ⊙ ∂loss/∂embeds backpropagates the LLM's input gradient into them.
                 let surrogate = (llm_batch.embeds * input_grad.autodiff()).sum();
                 let mut g = surrogate.backward();
-                for (key, gr) in tuned::take_grads(&model, &mut g) {
+                let mut taken = adapter::take_vision_grads(&model.vision_tower, &mut g);
+                taken.extend(tuned::take_grads(&model, &mut g));
+                for (key, gr) in taken {
                     let sum = match grads.remove(&key) {
                         Some(prev) => prev + gr,
                         None => gr,
@@ -505,8 +521,10 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
         // Gradients by PEFT key, in VILA's `named_parameters()` order (LoRA factors of the
         // LLM, then the tuned tower's and projector's tensors): f32 values without a graph and
         // their decay group.
-        let mut trainables: Vec<(String, Tensor<2>, DecayGroup)> = adapter::trainables(&model.llm)
+        let lora_params = adapter::trainables(&model.llm)
             .into_iter()
+            .chain(adapter::vision_trainables(&model.vision_tower));
+        let mut trainables: Vec<(String, Tensor<2>, DecayGroup)> = lora_params
             .map(|t| (t.key, t.value.inner(), DecayGroup::Decay))
             .collect();
         trainables.extend(tuned::trainables(&model));
@@ -524,7 +542,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
             let value = optim.step_param(&key, value, g, lr, group)?;
             new.insert(key, value);
         }
-        model.llm = adapter::update(model.llm, &mut new);
+        model = adapter::update(model, &mut new);
         if parts.any() {
             tuned::update(&mut model, &mut new);
         }
@@ -566,7 +584,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
 
         if cfg.save_steps > 0 && step % cfg.save_steps == 0 {
             let mut files = adapter_files(
-                &adapter::to_peft(adapter_config.clone(), &model.llm)?,
+                &adapter::to_peft(adapter_config.clone(), &model)?,
                 &out.join(".adapter-scratch"),
             )?;
             files.push(non_lora_file(&model, &out.join(".adapter-scratch"))?);
@@ -603,7 +621,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
     progress.finish();
 
     // Final adapter in output_dir, then the trainer state, the curve, and last the marker.
-    let final_adapter = adapter::to_peft(adapter_config, &model.llm)?;
+    let final_adapter = adapter::to_peft(adapter_config, &model)?;
     final_adapter.save(&out)?;
     save_non_lora_trainables(
         &out.join(NON_LORA_TRAINABLES_FILE),

@@ -102,6 +102,7 @@ fn run_and_compare_steps(reference: &Value) -> (tempfile::TempDir, u64, f64, f64
         ("lora_dropout", param("lora_dropout")),
         ("tune_mm_projector", param("tune_mm_projector")),
         ("tune_vision_tower", param("tune_vision_tower")),
+        ("lora_vt", param("lora_vt")),
         ("save_steps", param("max_steps")),
     ]
     .into_iter()
@@ -109,7 +110,7 @@ fn run_and_compare_steps(reference: &Value) -> (tempfile::TempDir, u64, f64, f64
     .collect();
     let cfg = TrainConfig::resolve(None, &HashMap::new(), &overrides).unwrap();
     let options = RunOptions {
-        init_adapter: Some(fixtures().join("init_adapter")),
+        init_adapter: Some(fixtures().join(param("init_adapter"))),
         progress: Some(trainer::metrics::ProgressMode::Hidden),
         ..RunOptions::default()
     };
@@ -262,12 +263,7 @@ fn ten_steps_with_tuned_vision_tower_match_pytorch_peft() {
         &out.path().join("run/adapter_model.safetensors"),
         &theirs.join("adapter_model.safetensors"),
     );
-    let untouched: Vec<String> = reference["tuned_tensors"]["without_gradient"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let untouched = without_gradient(&reference);
     assert!(!untouched.is_empty());
     let worst_tower = worst_tensor_rel_except(
         &out.path().join("run/non_lora_trainables.safetensors"),
@@ -295,4 +291,48 @@ fn assert_committed(run: &Path, variant: &str) {
             "{name} differs from the committed {variant}/rust_adapter/"
         );
     }
+}
+
+/// The same run with `lora_vt` (`make_parity.py --variant lora_vt`): LoRA on the tower's linears
+/// too, from PEFT's initial factors (`lora_vt/init_adapter`, tower names as VILA's); the tower's
+/// factors train through the LLM's input gradient. Losses, grad norms and the final adapter
+/// match PyTorch + PEFT; the reference's factors of the tower layer after the cut (no gradient,
+/// unchanged) are not in ours.
+#[test]
+fn ten_steps_with_lora_on_the_vision_tower_match_pytorch_peft() {
+    let text = std::fs::read_to_string(fixtures().join("lora_vt/reference.json")).unwrap();
+    let reference: Value = serde_json::from_str(&text).unwrap();
+    let (out, steps, worst_loss, worst_norm) = run_and_compare_steps(&reference);
+    let untouched = without_gradient(&reference);
+    assert_eq!(untouched.len(), 12, "{untouched:?}");
+    let worst_adapter = worst_tensor_rel_except(
+        &out.path().join("run/adapter_model.safetensors"),
+        &fixtures().join("lora_vt/final_adapter/adapter_model.safetensors"),
+        &untouched,
+    );
+    let ours = tensors(&out.path().join("run/adapter_model.safetensors"));
+    assert!(
+        ours.keys()
+            .any(|k| k.contains("vision_model.encoder.layers.1.mlp.fc2.lora_B"))
+    );
+    // The adapter is the one committed as `lora_vt/rust_adapter/` (Python-verified).
+    let bytes = |d: PathBuf| std::fs::read(d.join("adapter_model.safetensors")).unwrap();
+    assert!(
+        bytes(out.path().join("run")) == bytes(fixtures().join("lora_vt/rust_adapter")),
+        "the adapter differs from the committed lora_vt/rust_adapter/"
+    );
+    eprintln!(
+        "lora_vt parity over {steps} steps: loss ≤ {worst_loss:.2e}, grad norm ≤ \
+         {worst_norm:.2e}, adapter ≤ {worst_adapter:.2e} (relative)"
+    );
+}
+
+/// The reference's tensors that got no gradient (the tower layer after the cut).
+fn without_gradient(reference: &Value) -> Vec<String> {
+    reference["tuned_tensors"]["without_gradient"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
 }

@@ -85,6 +85,17 @@ fn losses(dir: &Path) -> Vec<(u64, f64)> {
         .collect()
 }
 
+/// Runs `cfg` for 3 steps (checkpoint-2 complete, step 3 lost), then the same again to the end.
+fn stop_after_3_then_resume(cfg: &TrainConfig) {
+    let stop = RunOptions {
+        stop_after: Some(3),
+        ..quiet()
+    };
+    assert_eq!(train(cfg, &stop).unwrap(), RunOutcome::Stopped(3));
+    let resumed = train(cfg, &quiet()).unwrap();
+    assert!(matches!(resumed, RunOutcome::Finished { steps: STEPS, .. }));
+}
+
 /// One uninterrupted run, shared by the tests of this file.
 fn reference(root: &Path, registry: &Path) -> PathBuf {
     let out = root.join("uninterrupted");
@@ -172,20 +183,35 @@ fn run_with_tuned_projector_and_tower_resumes_to_the_same_weights() {
     assert!(projector(&full.join("checkpoint-2")).len() > 1000);
 
     let out = tmp.path().join("resumed");
-    let cfg = with_projector(&out);
-    let stopped = train(
-        &cfg,
-        &RunOptions {
-            stop_after: Some(3),
-            ..quiet()
-        },
-    )
-    .unwrap();
-    assert_eq!(stopped, RunOutcome::Stopped(3));
-    let resumed = train(&cfg, &quiet()).unwrap();
-    assert!(matches!(resumed, RunOutcome::Finished { steps: STEPS, .. }));
+    stop_after_3_then_resume(&with_projector(&out));
     assert_eq!(adapter_bytes(&out), adapter_bytes(&full), "adapters differ");
     assert!(projector(&out) == trained, "tuned tensors differ");
+    assert_eq!(losses(&out), losses(&full), "metrics after resume differ");
+}
+
+/// With `lora_vt` (and LoRA dropout on) the tower's factors train too, drawing their dropout
+/// masks from a seeded stream: the resumed run ends with the uninterrupted run's adapter.
+#[test]
+fn run_with_lora_on_the_tower_resumes_to_the_same_adapter() {
+    let _turn = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = data(tmp.path());
+    let with_vt = |out: &Path| {
+        let mut a = args(&registry, out);
+        a.push(("lora_vt".into(), "true".into()));
+        TrainConfig::resolve(None, &HashMap::new(), &a).unwrap()
+    };
+    let full = tmp.path().join("uninterrupted");
+    let outcome = train(&with_vt(&full), &quiet()).unwrap();
+    assert!(matches!(outcome, RunOutcome::Finished { steps: STEPS, .. }));
+    let bytes = std::fs::read(full.join("adapter_model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let key = "base_model.model.vision_tower.vision_tower.vision_model.encoder.layers.0.mlp.fc1.lora_B.weight";
+    assert!(st.names().contains(&key), "{key} missing");
+
+    let out = tmp.path().join("resumed");
+    stop_after_3_then_resume(&with_vt(&out));
+    assert_eq!(adapter_bytes(&out), adapter_bytes(&full), "adapters differ");
     assert_eq!(losses(&out), losses(&full), "metrics after resume differ");
 }
 

@@ -41,7 +41,7 @@ fn values(t: Tensor<2>) -> Vec<f32> {
 fn recompute_with_dropout_equals_a_full_backward() {
     let device = Device::flex().autodiff();
     let base = NvilaModel::from_checkpoint(&tiny(), &device, Some(DType::F32)).unwrap();
-    let targets = adapter::default_targets(&base.llm, true).unwrap();
+    let targets = adapter::default_targets(&base, true, false).unwrap();
     let mut config = AdapterConfig::new(4, 8.0, TargetModules::Names(targets));
     config.lora_dropout = 0.3;
     // Both factors random, so every factor has a gradient.

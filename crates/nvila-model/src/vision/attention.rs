@@ -10,20 +10,22 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{DType, Tensor};
 
 use crate::error::ModelError;
+use crate::text::Projection;
 use crate::vision::config::SiglipVisionConfig;
 use crate::weights::Weights;
 
-/// `vision_model.encoder.layers.N.self_attn`.
+/// `vision_model.encoder.layers.N.self_attn`; the projections are a type parameter as in the
+/// LLM (`crate::text::Projection`), so LoRA (VILA's `lora_vt`) can wrap them.
 #[derive(Module, Debug)]
-pub struct SiglipAttention {
+pub struct SiglipAttention<P: Projection = Linear> {
     /// `[C, C]` + bias `[C]`.
-    pub q_proj: Linear,
+    pub q_proj: P,
     /// `[C, C]` + bias `[C]`.
-    pub k_proj: Linear,
+    pub k_proj: P,
     /// `[C, C]` + bias `[C]`.
-    pub v_proj: Linear,
+    pub v_proj: P,
     /// `[C, C]` + bias `[C]`.
-    pub out_proj: Linear,
+    pub out_proj: P,
     /// Heads `H`.
     pub num_heads: usize,
     /// Per-head width `C / H`.
@@ -44,6 +46,34 @@ impl SiglipAttention {
             out_proj: weights.linear("out_proj", c, c, true)?,
             num_heads: config.num_attention_heads,
             head_dim: config.head_dim(),
+        })
+    }
+}
+
+impl<P: Projection> SiglipAttention<P> {
+    /// The four projections with their names.
+    pub fn projections(&self) -> [(&'static str, &P); 4] {
+        [
+            ("q_proj", &self.q_proj),
+            ("k_proj", &self.k_proj),
+            ("v_proj", &self.v_proj),
+            ("out_proj", &self.out_proj),
+        ]
+    }
+
+    /// Replaces each projection by `f(prefix.name, projection)`.
+    pub fn map_projections<Q: Projection, E>(
+        self,
+        prefix: &str,
+        f: &mut impl FnMut(&str, P) -> Result<Q, E>,
+    ) -> Result<SiglipAttention<Q>, E> {
+        Ok(SiglipAttention {
+            q_proj: f(&format!("{prefix}.q_proj"), self.q_proj)?,
+            k_proj: f(&format!("{prefix}.k_proj"), self.k_proj)?,
+            v_proj: f(&format!("{prefix}.v_proj"), self.v_proj)?,
+            out_proj: f(&format!("{prefix}.out_proj"), self.out_proj)?,
+            num_heads: self.num_heads,
+            head_dim: self.head_dim,
         })
     }
 

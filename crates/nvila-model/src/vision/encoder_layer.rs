@@ -2,10 +2,11 @@
 //! (`transformers/models/siglip/modeling_siglip.py::SiglipEncoderLayer`).
 
 use burn::module::Module;
-use burn::nn::LayerNorm;
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
 
 use crate::error::ModelError;
+use crate::text::Projection;
 use crate::vision::attention::SiglipAttention;
 use crate::vision::config::SiglipVisionConfig;
 use crate::vision::mlp::SiglipMlp;
@@ -13,15 +14,15 @@ use crate::weights::Weights;
 
 /// `vision_model.encoder.layers.N`.
 #[derive(Module, Debug)]
-pub struct SiglipEncoderLayer {
+pub struct SiglipEncoderLayer<P: Projection = Linear> {
     /// `[C]` weight and bias, eps `layer_norm_eps`.
     pub layer_norm1: LayerNorm,
     /// Multi-head self-attention.
-    pub self_attn: SiglipAttention,
+    pub self_attn: SiglipAttention<P>,
     /// `[C]` weight and bias, eps `layer_norm_eps`.
     pub layer_norm2: LayerNorm,
     /// `fc1`, tanh-GELU, `fc2`.
-    pub mlp: SiglipMlp,
+    pub mlp: SiglipMlp<P>,
 }
 
 impl SiglipEncoderLayer {
@@ -36,6 +37,37 @@ impl SiglipEncoderLayer {
             self_attn: SiglipAttention::load(&weights.pp("self_attn"), config)?,
             layer_norm2: weights.layer_norm("layer_norm2", c, eps)?,
             mlp: SiglipMlp::load(&weights.pp("mlp"), config)?,
+        })
+    }
+}
+
+impl<P: Projection> SiglipEncoderLayer<P> {
+    /// The six projections with their paths inside the layer (`self_attn.q_proj`, `mlp.fc1`).
+    pub fn projections(&self) -> Vec<(String, &P)> {
+        let mut out: Vec<(String, &P)> = self
+            .self_attn
+            .projections()
+            .into_iter()
+            .map(|(n, p)| (format!("self_attn.{n}"), p))
+            .collect();
+        out.push(("mlp.fc1".into(), &self.mlp.fc1));
+        out.push(("mlp.fc2".into(), &self.mlp.fc2));
+        out
+    }
+
+    /// Replaces each projection by `f(prefix.path, projection)`.
+    pub fn map_projections<Q: Projection, E>(
+        self,
+        prefix: &str,
+        f: &mut impl FnMut(&str, P) -> Result<Q, E>,
+    ) -> Result<SiglipEncoderLayer<Q>, E> {
+        Ok(SiglipEncoderLayer {
+            layer_norm1: self.layer_norm1,
+            self_attn: self
+                .self_attn
+                .map_projections(&format!("{prefix}.self_attn"), f)?,
+            layer_norm2: self.layer_norm2,
+            mlp: self.mlp.map_projections(&format!("{prefix}.mlp"), f)?,
         })
     }
 

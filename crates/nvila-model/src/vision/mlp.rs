@@ -7,16 +7,17 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::gelu_approximate;
 
 use crate::error::ModelError;
+use crate::text::Projection;
 use crate::vision::config::SiglipVisionConfig;
 use crate::weights::Weights;
 
 /// `vision_model.encoder.layers.N.mlp`.
 #[derive(Module, Debug)]
-pub struct SiglipMlp {
+pub struct SiglipMlp<P: Projection = Linear> {
     /// `[C, intermediate]` + bias `[intermediate]`.
-    pub fc1: Linear,
+    pub fc1: P,
     /// `[intermediate, C]` + bias `[C]`.
-    pub fc2: Linear,
+    pub fc2: P,
 }
 
 impl SiglipMlp {
@@ -26,6 +27,20 @@ impl SiglipMlp {
         Ok(SiglipMlp {
             fc1: weights.linear("fc1", c, inner, true)?,
             fc2: weights.linear("fc2", inner, c, true)?,
+        })
+    }
+}
+
+impl<P: Projection> SiglipMlp<P> {
+    /// Replaces `fc1` and `fc2` by `f(prefix.name, projection)`.
+    pub fn map_projections<Q: Projection, E>(
+        self,
+        prefix: &str,
+        f: &mut impl FnMut(&str, P) -> Result<Q, E>,
+    ) -> Result<SiglipMlp<Q>, E> {
+        Ok(SiglipMlp {
+            fc1: f(&format!("{prefix}.fc1"), self.fc1)?,
+            fc2: f(&format!("{prefix}.fc2"), self.fc2)?,
         })
     }
 

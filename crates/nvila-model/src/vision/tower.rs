@@ -8,9 +8,11 @@
 use std::path::Path;
 
 use burn::module::Module;
+use burn::nn::Linear;
 use burn::tensor::{DType, Device, Tensor};
 
 use crate::error::ModelError;
+use crate::text::Projection;
 use crate::vision::config::SiglipVisionConfig;
 use crate::vision::embeddings::SiglipVisionEmbeddings;
 use crate::vision::encoder_layer::SiglipEncoderLayer;
@@ -22,19 +24,19 @@ pub const DEFAULT_SELECT_LAYER: isize = -2;
 
 /// `vision_model.encoder`, truncated to the layers the selected hidden state needs.
 #[derive(Module, Debug)]
-pub struct SiglipEncoder {
+pub struct SiglipEncoder<P: Projection = Linear> {
     /// `layers[i]` is `vision_model.encoder.layers.i`, for `i < n_layers_run`.
-    pub layers: Vec<SiglipEncoderLayer>,
+    pub layers: Vec<SiglipEncoderLayer<P>>,
 }
 
 /// SigLIP up to `hidden_states[select_layer]`. Fields are relative to the checkpoint's
 /// `vision_model.` prefix ([`key_prefix`]).
 #[derive(Module, Debug)]
-pub struct SiglipVisionTower {
+pub struct SiglipVisionTower<P: Projection = Linear> {
     /// Patch + position embeddings (`hidden_states[0]`).
     pub embeddings: SiglipVisionEmbeddings,
     /// The first `n_layers_run` encoder layers.
-    pub encoder: SiglipEncoder,
+    pub encoder: SiglipEncoder<P>,
     /// Input channels the tower expects.
     pub num_channels: usize,
     /// Input tile side in pixels.
@@ -103,6 +105,42 @@ impl SiglipVisionTower {
             image_size: config.image_size,
             hidden_size: config.hidden_size,
             num_patches: config.num_patches(),
+        })
+    }
+}
+
+impl<P: Projection> SiglipVisionTower<P> {
+    /// Every projection of the encoder with its path under `vision_model`
+    /// (`encoder.layers.0.self_attn.q_proj`).
+    pub fn projections(&self) -> Vec<(String, &P)> {
+        let mut out = Vec::new();
+        for (i, layer) in self.encoder.layers.iter().enumerate() {
+            for (name, p) in layer.projections() {
+                out.push((format!("encoder.layers.{i}.{name}"), p));
+            }
+        }
+        out
+    }
+
+    /// Replaces each projection by `f(path, projection)`, `path` as in [`Self::projections`].
+    pub fn map_projections<Q: Projection, E>(
+        self,
+        f: &mut impl FnMut(&str, P) -> Result<Q, E>,
+    ) -> Result<SiglipVisionTower<Q>, E> {
+        let layers = self
+            .encoder
+            .layers
+            .into_iter()
+            .enumerate()
+            .map(|(i, layer)| layer.map_projections(&format!("encoder.layers.{i}"), f))
+            .collect::<Result<Vec<_>, E>>()?;
+        Ok(SiglipVisionTower {
+            embeddings: self.embeddings,
+            encoder: SiglipEncoder { layers },
+            num_channels: self.num_channels,
+            image_size: self.image_size,
+            hidden_size: self.hidden_size,
+            num_patches: self.num_patches,
         })
     }
 
