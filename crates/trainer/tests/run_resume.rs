@@ -343,6 +343,17 @@ fn bad_inputs_fail_with_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(err.contains('3') && err.contains('2'), "{err}");
+    // lora_vt and tune_vision_tower together (VILA silently applies only lora_vt): refused, and
+    // nothing is written.
+    let mut a = with("lora_vt", "true");
+    a.push(("tune_vision_tower".into(), "true".into()));
+    let cfg = TrainConfig::resolve(None, &HashMap::new(), &a).unwrap();
+    let err = train(&cfg, &quiet()).unwrap_err().to_string();
+    assert!(
+        err.contains("lora_vt") && err.contains("tune_vision_tower"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a refused run wrote {}", out.display());
     // A NaN loss stops with the step: an enormous learning rate blows the tiny model up.
     let cfg = TrainConfig::resolve(None, &HashMap::new(), &with("learning_rate", "1e30")).unwrap();
     match train(&cfg, &quiet()) {
