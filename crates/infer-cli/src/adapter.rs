@@ -31,17 +31,15 @@ use lora::{
     NON_LORA_TRAINABLES_FILE, PEFT_KEY_PREFIX, PeftAdapter, apply_non_lora_trainables,
     load_non_lora_trainables, lora_a_key,
 };
+use nvila_model::nvila::{LLM_PATH, TOWER_PATH};
 use nvila_model::{NvilaModel, VilaParts, beyond_cut_tower};
 
 /// VILA's module name of the LLM: PEFT paths of LLM modules start with it.
-const LLM_PREFIX: &str = "llm.";
+const LLM_PREFIX: &str = LLM_PATH;
 /// VILA's module name of the vision tower.
 const VISION_PREFIX: &str = "vision_tower.";
 /// VILA's module name of the projector.
 const PROJECTOR_PREFIX: &str = "mm_projector.";
-/// The tower's transformer under VILA's paths (VILA's wrapper → HF `SiglipVisionModel` of
-/// transformers 4.46 → `vision_model`).
-const TOWER_MODEL_PREFIX: &str = "vision_tower.vision_tower.vision_model.";
 /// The modules a LoRA adapter may target here.
 const SUPPORTED_TARGETS: &str = "llm.model.layers.N.self_attn.{q,k,v,o}_proj, \
                                  llm.model.layers.N.mlp.{gate,up,down}_proj and \
@@ -252,7 +250,7 @@ fn check_targets(peft: &PeftAdapter, dir: &Path, weights: &Path) -> anyhow::Resu
     let elsewhere: Vec<String> = peft
         .modules
         .keys()
-        .filter(|p| !p.starts_with(LLM_PREFIX) && !p.starts_with(TOWER_MODEL_PREFIX))
+        .filter(|p| !p.starts_with(LLM_PREFIX) && !p.starts_with(TOWER_PATH))
         .map(|p| lora_a_key(p))
         .collect();
     if !elsewhere.is_empty() {
@@ -278,7 +276,7 @@ fn unused_tower_key(key: &str, kept: usize) -> bool {
 fn tower_key(name: &str) -> String {
     match name.strip_prefix("vision_tower.vision_tower.") {
         Some(rest) if !rest.starts_with("vision_model.") => {
-            format!("{TOWER_MODEL_PREFIX}{rest}")
+            format!("{TOWER_PATH}{rest}")
         }
         _ => name.to_string(),
     }
