@@ -197,8 +197,8 @@ fn check_supported(cfg: &TrainConfig) -> Result<(), RunError> {
 }
 
 /// Splices each sample's images into its embedded tokens and right-pads the micro-batch. The
-/// embeddings keep their graph: with a trainable projector it leads back to its parameters
-/// (with a frozen one there is none).
+/// embeddings keep their graph: with a tuned projector or tower, or LoRA on the tower, it leads
+/// back to those parameters (otherwise there is none).
 fn embed_micro_batch(
     model: &NvilaModel<TrainProjection>,
     samples: &[PreparedSample],
@@ -255,29 +255,43 @@ fn step_seed(seed: u64, step: u64, micro: usize) -> u64 {
 fn non_lora_file(
     model: &NvilaModel<TrainProjection>,
     scratch: &Path,
-) -> Result<CheckpointFile, RunError> {
+) -> Result<Vec<CheckpointFile>, RunError> {
     let tensors = tuned::non_lora_tensors(model)?;
-    std::fs::create_dir_all(scratch)
-        .map_err(|e| RunError::Other(format!("{}: {e}", scratch.display())))?;
-    let path = scratch.join(NON_LORA_TRAINABLES_FILE);
-    save_non_lora_trainables(&path, &tensors)?;
-    let bytes = std::fs::read(&path)
-        .map_err(|e| RunError::Other(format!("{}: could not read back: {e}", path.display())))?;
-    let _ = std::fs::remove_dir_all(scratch);
-    Ok(CheckpointFile::bytes(NON_LORA_TRAINABLES_FILE, bytes))
+    written_files(scratch, &[NON_LORA_TRAINABLES_FILE], |dir| {
+        Ok(save_non_lora_trainables(
+            &dir.join(NON_LORA_TRAINABLES_FILE),
+            &tensors,
+        )?)
+    })
 }
 
 /// Bytes of the files a [`PeftAdapter`] writes, for a checkpoint.
 fn adapter_files(adapter: &PeftAdapter, scratch: &Path) -> Result<Vec<CheckpointFile>, RunError> {
+    written_files(
+        scratch,
+        &[ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE],
+        |dir| Ok(adapter.save(dir)?),
+    )
+}
+
+/// The files `names` as `write` puts them into the (emptied) folder `scratch`, read back as
+/// checkpoint files: the writers' own formats, staged by the checkpoint manager.
+fn written_files(
+    scratch: &Path,
+    names: &[&str],
+    write: impl FnOnce(&Path) -> Result<(), RunError>,
+) -> Result<Vec<CheckpointFile>, RunError> {
     let _ = std::fs::remove_dir_all(scratch);
-    adapter.save(scratch)?;
+    std::fs::create_dir_all(scratch)
+        .map_err(|e| RunError::Other(format!("{}: {e}", scratch.display())))?;
+    write(scratch)?;
     let mut files = Vec::new();
-    for name in [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE] {
+    for name in names {
         let path = scratch.join(name);
         let bytes = std::fs::read(&path).map_err(|e| {
             RunError::Other(format!("{}: could not read back: {e}", path.display()))
         })?;
-        files.push(CheckpointFile::bytes(name, bytes));
+        files.push(CheckpointFile::bytes(*name, bytes));
     }
     let _ = std::fs::remove_dir_all(scratch);
     Ok(files)
@@ -587,7 +601,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<RunOutcome, RunErro
                 &adapter::to_peft(adapter_config.clone(), &model)?,
                 &out.join(".adapter-scratch"),
             )?;
-            files.push(non_lora_file(&model, &out.join(".adapter-scratch"))?);
+            files.extend(non_lora_file(&model, &out.join(".adapter-scratch"))?);
             state.set_control_for_save(step >= total);
             files.push(state.checkpoint_file());
             files.push(optim.checkpoint_file()?);
